@@ -1,0 +1,55 @@
+# The two commands: `make run` (the service on http://127.0.0.1:8888) and `make test`.
+# Both install what they need first and find (or start) MariaDB and Redis.
+
+VENV     := .venv
+PY       := $(VENV)/bin/python
+SERVICES := eval "$$($(PY) tools/services.py up)"
+PORT     ?= 8888
+
+.PHONY: install chromium run test bench cluster services-down clean
+
+install: $(VENV)/.installed node_modules/.package-lock.json chromium
+
+$(VENV)/.installed: setup.py
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'setuptools<81' wheel
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+# The browser client's one library (@msgpack/msgpack), served from node_modules/ by the app.
+# npm writes node_modules/.package-lock.json; touching it keeps it newer than package.json.
+# Without npm the client still works over rp.v1.json, so that is a warning, not a failure.
+node_modules/.package-lock.json: package.json
+	@if command -v npm >/dev/null; then npm install --no-audit --no-fund && touch $@; \
+	else echo "install: no npm; the browser client will speak rp.v1.json" >&2; fi
+
+# The browser tests drive Debian's Chromium (never a downloaded build), and its screenshots need a
+# Chinese font. Installed where missing and we are root; elsewhere those tests skip and say why.
+chromium:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    { [ ! -x /usr/bin/chromium ] || [ -z "$$(fc-list :lang=zh 2>/dev/null)" ]; }; then \
+	  echo "install: Debian's chromium and a Chinese font for the browser tests" >&2; \
+	  apt-get update -q >&2 && apt-get install -y -q chromium fonts-wqy-microhei >&2 || \
+	  echo "install: chromium could not be installed; the browser tests will skip" >&2; \
+	fi
+
+run: install
+	@$(SERVICES) && $(VENV)/bin/rtserver migrate && \
+	  exec $(VENV)/bin/rtserver serve --dev --port=$(PORT)
+
+test: install
+	@$(SERVICES) && $(PY) -m pytest $(PYTEST_ARGS)
+
+# Not part of `make test`: a real server under load, against ceilings taken in the same run.
+bench: install
+	@$(SERVICES) && $(PY) -m bench.run $(BENCH_ARGS)
+
+# A local 3-master Redis Cluster under ./var and two rtserver nodes on it (8888 and 8889).
+cluster: install
+	@$(SERVICES) && $(PY) tools/cluster.py try var/cluster
+
+services-down:
+	@$(PY) tools/services.py down
+
+clean: services-down
+	rm -rf $(VENV) var *.egg-info node_modules

@@ -1,0 +1,1 @@
+"""Benchmarks of rtserver: `make bench` (not part of the test suite)."""

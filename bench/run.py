@@ -1,0 +1,507 @@
+"""`make bench`: a real `rtserver serve` driven by load-generator processes over real sockets.
+
+Prints one table and writes bench/results/<time>.json. A run that finds a wrong result (shares
+that do not add up, a user with two shares, a wallet off by a fen, the audit failing) prints the
+error and reports no figures.
+"""
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import resource
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pymysql
+
+from bench import baseline
+from bench.wire import Conn, percentile
+from rtserver.auth import issue_token
+from storage.db import MysqlUrl, to_fen
+from storage.migrate import migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+LOAD_PROCESSES = 2
+
+
+class Wrong(Exception):
+    """The run found money or shares that do not add up."""
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def with_database(url: str, name: str) -> str:
+    return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(path="/" + name))
+
+
+class Server:
+    """`rtserver serve` in its own process, on its own database and Redis prefix."""
+
+    def __init__(self, mysql_url: str, redis_url: str, prefix: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.token_secret, self.admin_token = secrets.token_hex(32), secrets.token_hex(32)
+        self.env = dict(os.environ, RTSERVER_MYSQL_URL=mysql_url, RTSERVER_REDIS_URL=redis_url,
+                        RTSERVER_REDIS_PREFIX=prefix, RTSERVER_TOKEN_SECRET=self.token_secret,
+                        RTSERVER_ADMIN_TOKEN=self.admin_token)
+
+    def sibling(self) -> "Server":
+        """Another node on the same database, Redis and secrets."""
+        other = Server.__new__(Server)
+        other.__dict__.update(self.__dict__)
+        other.port = free_port()
+        other.url, other.ws_url = f"http://127.0.0.1:{other.port}", f"ws://127.0.0.1:{other.port}"
+        return other
+
+    def start(self, *flags: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rtserver.cli", "serve", f"--port={self.port}",
+             "--rate-limit=0", "--jobs=off", *flags],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=open(RESULTS / "server.log", "w"),
+            preexec_fn=raise_fd_limit)
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(self.url + "/healthz", timeout=1)
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the server did not come up; see bench/results/server.log")
+
+    @contextlib.contextmanager
+    def profiled(self, output: str | None):
+        """Sample the server with py-spy while the block runs (a flame graph for speedscope)."""
+        if not output:
+            yield
+            return
+        spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record",
+                                "--pid", str(self.proc.pid), "--format", "speedscope",
+                                "--rate", "250", "-o", output], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        time.sleep(1)
+        try:
+            yield
+        finally:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
+
+    def rss_kb(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+    def admin(self, method: str, path: str, body: dict) -> dict:
+        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
+                                         method=method,
+                                         headers={"Authorization": f"Bearer {self.admin_token}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def token(self, user_id: int) -> str:
+        return issue_token(self.token_secret, user_id)
+
+
+class Loads:
+    """Load-generator processes, each given its share of the clients."""
+
+    def __init__(self, job: dict, tokens: list[str], extra: list[dict] | None = None,
+                 processes: int = LOAD_PROCESSES):
+        self.procs = []
+        for i in range(processes):
+            part = {**job, "tokens": tokens[i::processes], **(extra[i] if extra else {})}
+            if "urls" in job:  # several nodes: each load process talks to one of them
+                part["url"] = job["urls"][i % len(job["urls"])]
+            proc = subprocess.Popen([sys.executable, "-m", "bench.load"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                                    preexec_fn=raise_fd_limit)
+            proc.stdin.write(json.dumps(part) + "\n")
+            proc.stdin.flush()
+            self.procs.append(proc)
+        for proc in self.procs:
+            assert proc.stdout.readline().strip() == "ready", "a load process failed to connect"
+
+    def go(self) -> None:
+        for proc in self.procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+
+    def wait_line(self, expected: str) -> None:
+        for proc in self.procs:
+            assert proc.stdout.readline().strip() == expected
+
+    def results(self) -> list[dict]:
+        found = [json.loads(proc.stdout.readline()) for proc in self.procs]
+        for proc in self.procs:
+            proc.wait(timeout=60)
+        return found
+
+    def stop_idle(self) -> list[dict]:
+        self.go()
+        return self.results()
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+# Scenarios ------------------------------------------------------------------------------------
+
+def scenario_ping(server: Server, users: list[int], duration: float) -> dict:
+    loads = Loads({"kind": "ping", "url": server.ws_url, "duration": duration},
+                  [server.token(u) for u in users])
+    loads.go()
+    results = loads.results()
+    latencies = [x for r in results for x in r["latencies"]]
+    seconds = max(r["seconds"] for r in results)
+    return {"clients": len(users), "requests_per_s": round(len(latencies) / seconds),
+            "p50_ms": ms(percentile(latencies, 50)), "p99_ms": ms(percentile(latencies, 99))}
+
+
+async def pay_packets(server: Server, sender: int, group: int, count: int, number: int,
+                      amount: str) -> list[int]:
+    conn = await Conn.open(server.ws_url, server.token(sender))
+    rp_ids = []
+    for _ in range(count):
+        created = await conn.request("packet.create", type=3, for_id=group, number=number,
+                                     amount=amount, pay_type="balance")
+        paid = await conn.request("packet.pay", rp_id=created["rp_id"])
+        assert paid["ok"], paid
+        rp_ids.append(created["rp_id"])
+    conn.close()
+    return rp_ids
+
+
+def scenario_storm(servers: list[Server], grabbers: list[int], rp_ids: list[int],
+                   profile: str | None = None) -> tuple[dict, dict]:
+    server = servers[0]
+    extra = [{"user_ids": [str(u) for u in grabbers[i::LOAD_PROCESSES]]}
+             for i in range(LOAD_PROCESSES)]
+    loads = Loads({"kind": "grab", "urls": [s.ws_url for s in servers], "rp_ids": rp_ids},
+                  [server.token(u) for u in grabbers], extra)
+    with server.profiled(profile):
+        loads.go()
+        results = loads.results()
+    seconds = max(r["seconds"] for r in results)
+    by_result: dict[str, list[float]] = {}
+    won: dict[str, dict[str, str]] = {}
+    for r in results:
+        for result, values in r["by_result"].items():
+            by_result.setdefault(result, []).extend(values)
+        won.update(r["won"])
+    wins = len(by_result.get("ok", []))
+    figures = {"clients": len(grabbers), "packets": len(rp_ids),
+               "won_per_s": round(wins / seconds), "requests_per_s":
+               round(sum(map(len, by_result.values())) / seconds), "seconds": round(seconds, 2)}
+    for result, values in sorted(by_result.items()):
+        figures[f"{result}_p50_ms"] = ms(percentile(values, 50))
+        figures[f"{result}_p99_ms"] = ms(percentile(values, 99))
+    return figures, won
+
+
+def scenario_too_slow(server: Server, grabbers: list[int], rp_ids: list[int],
+                      won: dict[str, dict[str, str]]) -> dict:
+    losers = [u for u in grabbers]
+    plan = [[rp for rp in rp_ids if str(rp) not in won.get(str(u), {})] for u in losers]
+    extra = [{"user_ids": [str(u) for u in losers[i::LOAD_PROCESSES]],
+              "rp_ids": plan[i::LOAD_PROCESSES]} for i in range(LOAD_PROCESSES)]
+    loads = Loads({"kind": "grab", "url": server.ws_url}, [server.token(u) for u in losers],
+                  extra)
+    loads.go()
+    results = loads.results()
+    seconds = max(r["seconds"] for r in results)
+    slow = [x for r in results for x in r["by_result"].get("too_slow", [])]
+    other = {k for r in results for k in r["by_result"] if k != "too_slow"}
+    if other:
+        raise Wrong(f"losers grabbing again got {other}, not only too_slow")
+    return {"answers_per_s": round(len(slow) / seconds), "p50_ms": ms(percentile(slow, 50)),
+            "p99_ms": ms(percentile(slow, 99))}
+
+
+async def send_and_pay(server: Server, sender: int, group: int, messages: int) -> dict:
+    """Send chat messages and pay packets into the room; return when each was sent."""
+    conn = await Conn.open(server.ws_url, server.token(sender))
+    sent = {}
+    packets = [(await conn.request("packet.create", type=3, for_id=group, number=1,
+                                   amount="0.01", pay_type="balance"))["rp_id"]
+               for _ in range(messages)]
+    for n in range(messages):
+        started = time.time()
+        reply = await conn.request("chat.send", to_type="group", to_id=group, text=f"新年好 {n}")
+        sent[f"chat:{reply['message']['id']}"] = started
+        await asyncio.sleep(0.05)
+    for rp_id in packets:
+        sent[f"packet:{rp_id}"] = time.time()
+        await conn.request("packet.pay", rp_id=rp_id)
+        await asyncio.sleep(0.05)
+    conn.close()
+    return sent
+
+
+def scenario_fanout(servers: list[Server], sender: int, group: int, members: list[int],
+                    messages: int) -> dict:
+    server = servers[0]
+    loads = Loads({"kind": "listen", "urls": [s.ws_url for s in servers],
+                   "messages": 2 * messages, "timeout": 60}, [server.token(u) for u in members])
+    loads.go()
+    loads.wait_line("listening")
+    sent = asyncio.run(send_and_pay(server, sender, group, messages))
+    arrivals: dict[str, list[float]] = {}
+    for r in loads.results():
+        for key, times in r["arrivals"].items():
+            arrivals.setdefault(key, []).extend(times)
+    figures = {"members": len(members)}
+    for kind in ("chat", "packet"):
+        last = [max(arrivals[k]) - t for k, t in sent.items() if k.startswith(kind)
+                and len(arrivals.get(k, [])) == len(members)]
+        if len(last) != messages:
+            raise Wrong(f"{kind}: only {len(last)} of {messages} reached every member")
+        figures[f"{kind}_last_member_p50_ms"] = ms(percentile(last, 50))
+        figures[f"{kind}_last_member_p99_ms"] = ms(percentile(last, 99))
+    return figures
+
+
+def scenario_idle(server: Server, users: list[int]) -> dict:
+    before = server.rss_kb()
+    loads = Loads({"kind": "idle", "url": server.ws_url}, [server.token(u) for u in users],
+                  processes=4)
+    loads.go()
+    loads.wait_line("connected")
+    time.sleep(1)
+    after = server.rss_kb()
+    opened = sum(r["open"] for r in loads.stop_idle())
+    if opened != len(users):
+        raise Wrong(f"only {opened} of {len(users)} idle connections stayed open")
+    return {"connections": len(users), "rss_before_mb": round(before / 1024, 1),
+            "rss_after_mb": round(after / 1024, 1),
+            "kb_per_connection": round((after - before) / len(users), 2)}
+
+
+def merge(first: dict, second: dict) -> dict:
+    """Per-user wins of two storms."""
+    merged = {uid: dict(wins) for uid, wins in first.items()}
+    for uid, wins in second.items():
+        merged.setdefault(uid, {}).update(wins)
+    return merged
+
+
+# Checks ---------------------------------------------------------------------------------------
+
+def check_money(mysql_url: str, rp_ids: list[int], won: dict[str, dict[str, str]],
+                deposit_fen: int, server: Server) -> None:
+    """Every packet's shares add up, nobody holds two, each wallet is exactly right, audit ok."""
+    u = MysqlUrl.parse(mysql_url)
+    conn = pymysql.connect(host=u.host, port=u.port, user=u.user, password=u.password,
+                           database=u.database)
+    with conn.cursor(pymysql.cursors.DictCursor) as cur:
+        for rp_id in rp_ids:
+            cur.execute("SELECT p.total_money, p.number, SUM(s.money) AS shares,"
+                        " COUNT(s.user_id) AS grabbed, COUNT(DISTINCT s.user_id) AS grabbers"
+                        " FROM red_packet p JOIN red_packet_log s ON s.rp_id = p.id"
+                        " WHERE p.id = %s GROUP BY p.id", (rp_id,))
+            row = cur.fetchone()
+            if row["shares"] != row["total_money"] or row["grabbed"] != row["number"] or \
+                    row["grabbers"] != row["grabbed"]:
+                raise Wrong(f"packet {rp_id}: {row}")
+        for user_id, wins in won.items():
+            cur.execute("SELECT balance FROM wallets WHERE user_id = %s", (user_id,))
+            balance = to_fen(cur.fetchone()["balance"])
+            cur.execute("SELECT rp_id, money FROM red_packet_log WHERE user_id = %s", (user_id,))
+            held = {str(r["rp_id"]): to_fen(r["money"]) for r in cur.fetchall()}
+            told = {rp: int(m.replace(".", "")) for rp, m in wins.items()}
+            if held != told or balance != deposit_fen + sum(held.values()):
+                raise Wrong(f"user {user_id}: told {told}, holds {held}, balance {balance}")
+    conn.close()
+    audit = subprocess.run([sys.executable, "-m", "rtserver.cli", "audit"], env=server.env,
+                           capture_output=True, text=True)
+    if audit.returncode != 0:
+        raise Wrong("audit failed:\n" + audit.stdout)
+
+
+# The run --------------------------------------------------------------------------------------
+
+def provision(server: Server, first_id: int, count: int, deposit: str) -> list[int]:
+    users = list(range(first_id, first_id + count))
+    for uid in users:
+        server.admin("PUT", f"/admin/users/{uid}", {"name": f"u{uid}"})
+        server.admin("POST", f"/admin/wallets/{uid}/deposit", {"amount": deposit,
+                                                               "ref": f"bench-{uid}"})
+    return users
+
+
+def baselines(mysql_url: str, grabbers: int, packets: int, shares: int) -> dict:
+    """Set up a copy of the storm straight in SQL and run both baseline designs on it."""
+    figures = {}
+    for name, lock in (("seed_sql", False), ("for_update_sql", True)):
+        url = with_database(mysql_url, MysqlUrl.parse(mysql_url).database + "_" + name)
+        migrate(url)
+        u = MysqlUrl.parse(url)
+        conn = pymysql.connect(host=u.host, port=u.port, user=u.user, password=u.password,
+                               database=u.database, autocommit=True)
+        with conn.cursor() as cur:
+            users = list(range(1, grabbers + 1))
+            cur.executemany("INSERT INTO wallets (user_id, balance, update_time) VALUES (%s, 0, 0)",
+                            [(uid,) for uid in users])
+            rp_ids = []
+            for _ in range(packets):
+                cur.execute("INSERT INTO red_packet (user_id, for_id, pay_status, type, intro,"
+                            " number, total_money, add_time) VALUES (0, 0, 1, 3, '', %s, %s, 0)",
+                            (shares, shares))
+                rp_ids.append(cur.lastrowid)
+                cur.executemany("INSERT INTO red_packet_log (rp_id, seq, money, add_time)"
+                                " VALUES (%s, %s, 1.00, 0)",
+                                [(cur.lastrowid, seq) for seq in range(1, shares + 1)])
+        result = asyncio.run(baseline.run(url, rp_ids, users, 20, lock))
+        if result["won"] != packets * shares:
+            raise Wrong(f"{name}: {result['won']} grabs won of {packets * shares}")
+        figures[name] = {"won_per_s": round(result["won_per_s"]),
+                         "seconds": round(result["seconds"], 2)}
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE `{u.database}`")
+        conn.close()
+    return figures
+
+
+def table(figures: dict) -> str:
+    storm, seed, locked = figures["storm"], figures["seed_sql"], figures["for_update_sql"]
+    rows = [
+        ("ping ceiling", f"{figures['ping']['requests_per_s']} req/s",
+         f"p99 {figures['ping']['p99_ms']} ms"),
+        ("grab storm: winning grabs", f"{storm['won_per_s']} /s",
+         f"p99 ok {storm.get('ok_p99_ms')} ms, too_slow {storm.get('too_slow_p99_ms')} ms"),
+        ("grab storm: all requests", f"{storm['requests_per_s']} req/s", ""),
+        ("  baseline seed-style SQL", f"{seed['won_per_s']} /s",
+         f"ratio {storm['won_per_s'] / seed['won_per_s']:.2f}× (target ≥ 1.0×)"),
+        ("  baseline SELECT … FOR UPDATE", f"{locked['won_per_s']} /s",
+         f"ratio {storm['won_per_s'] / locked['won_per_s']:.2f}× (target ≥ 2×)"),
+        ("too-slow answers", f"{figures['too_slow']['answers_per_s']} /s",
+         f"p99 {figures['too_slow']['p99_ms']} ms; "
+         f"{figures['too_slow']['answers_per_s'] / figures['ping']['requests_per_s']:.2f}× ping "
+         "(target ≥ 0.5×)"),
+        ("fan-out 500: chat, last member", f"p50 {figures['fanout']['chat_last_member_p50_ms']} ms",
+         f"p99 {figures['fanout']['chat_last_member_p99_ms']} ms (target ≤ 40)"),
+        ("fan-out 500: packet, last member",
+         f"p50 {figures['fanout']['packet_last_member_p50_ms']} ms",
+         f"p99 {figures['fanout']['packet_last_member_p99_ms']} ms"),
+    ]
+    if "storm_2_nodes" in figures:
+        two, fan_two = figures["storm_2_nodes"], figures["fanout_2_nodes"]
+        rows += [
+            ("two nodes: winning grabs", f"{two['won_per_s']} /s",
+             f"{two['won_per_s'] / storm['won_per_s']:.2f}× one node; p99 ok "
+             f"{two.get('ok_p99_ms')} ms"),
+            ("two nodes: fan-out 500, chat", f"p50 {fan_two['chat_last_member_p50_ms']} ms",
+             f"p99 {fan_two['chat_last_member_p99_ms']} ms"),
+        ]
+    if "idle" in figures:
+        rows.append((f"idle {figures['idle']['connections']} connections",
+                     f"{figures['idle']['kb_per_connection']} KB each",
+                     f"RSS {figures['idle']['rss_after_mb']} MB (target ≤ 20 KB)"))
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{name.ljust(width)}  {value:>16}  {note}" for name, value, note in rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller numbers, for trying it")
+    parser.add_argument("--idle", type=int, default=10_000, help="idle connections (0: skip)")
+    parser.add_argument("--profile", metavar="FILE", help="record the server with py-spy")
+    args = parser.parse_args()
+    grabbers, packets, shares, members = (200, 40, 100, 500) if not args.quick else (50, 5, 40, 100)
+    RESULTS.mkdir(exist_ok=True)
+    raise_fd_limit()
+    run = secrets.token_hex(3)
+    mysql_url = with_database(os.environ.get("RTSERVER_MYSQL_URL",
+                                             "mysql://root@127.0.0.1:3306/rtserver"),
+                              f"rtserver_bench_{run}")
+    redis_url = os.environ.get("RTSERVER_REDIS_URL", "redis://127.0.0.1:6379/0")
+    migrate(mysql_url)
+    server = Server(mysql_url, redis_url, f"rtb:{run}:")
+    server.start()
+    figures = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                           "platform": platform.platform()}}
+    try:
+        sender = provision(server, 1, 1, "20000.00")[0]
+        grabber_ids = provision(server, 2, grabbers, "0.01")
+        storm_group = 900_001
+        server.admin("PUT", f"/admin/groups/{storm_group}",
+                     {"name": "storm", "members": [sender] + grabber_ids})
+        figures["ping"] = scenario_ping(server, grabber_ids, duration=5)
+        rp_ids = asyncio.run(pay_packets(server, sender, storm_group, packets, shares, "100.00"))
+        figures["storm"], won = scenario_storm([server], grabber_ids, rp_ids, args.profile)
+        check_money(mysql_url, rp_ids, won, 1, server)
+        figures["too_slow"] = scenario_too_slow(server, grabber_ids, rp_ids, won)
+        room = provision(server, 10_000, members, "0.01")
+        fan_group = 900_002
+        server.admin("PUT", f"/admin/groups/{fan_group}", {"name": "fan-out",
+                                                           "members": [sender] + room})
+        figures["fanout"] = scenario_fanout([server], sender, fan_group, room, 20)
+        # The same storm and fan-out over two nodes sharing the database and Redis.
+        second = server.sibling()
+        second.start()
+        try:
+            more = asyncio.run(pay_packets(server, sender, storm_group, packets, shares,
+                                           "100.00"))
+            figures["storm_2_nodes"], won_more = scenario_storm([server, second], grabber_ids,
+                                                                more)
+            check_money(mysql_url, rp_ids + more, merge(won, won_more), 1, server)
+            figures["fanout_2_nodes"] = scenario_fanout([server, second], sender, fan_group,
+                                                        room, 20)
+        finally:
+            second.stop()
+        rp_ids, won = rp_ids + more, merge(won, won_more)
+        if args.idle:
+            idle_users = provision(server, 100_000, args.idle, "0.01")
+            figures["idle"] = scenario_idle(server, idle_users)
+        figures.update(baselines(mysql_url, grabbers, packets, shares))
+        check_money(mysql_url, rp_ids, won, 1, server)
+    except Wrong as wrong:
+        print(f"WRONG RESULT, no figures reported: {wrong}", file=sys.stderr)
+        return 1
+    finally:
+        server.stop()
+        drop(mysql_url, redis_url, f"rtb:{run}:")
+    print(table(figures))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (RESULTS / f"{stamp}.json").write_text(json.dumps(figures, indent=2))
+    print(f"\nbench/results/{stamp}.json")
+    return 0
+
+
+def drop(mysql_url: str, redis_url: str, prefix: str) -> None:
+    import redis
+    u = MysqlUrl.parse(mysql_url)
+    conn = pymysql.connect(host=u.host, port=u.port, user=u.user, password=u.password)
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{u.database}`")
+    conn.close()
+    r = redis.from_url(redis_url)
+    for key in r.scan_iter(match=prefix + "*", count=1000):
+        r.delete(key)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

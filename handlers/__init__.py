@@ -1,0 +1,1 @@
+"""Thin Tornado handlers: parse, authorise, call one use-case, encode."""

@@ -1,0 +1,80 @@
+"""The admin API of the chat app's back end: users, groups, members, deposits."""
+from handlers.base import AdminHandler
+from rtserver import people, wallet
+from rtserver.errors import BadRequest, InvalidAmount
+from rtserver.money import format_fen, parse_amount
+
+MAX_ID = 2**63 - 1
+MAX_NAME = 64  # characters of a user's or a group's name
+MAX_REF = 64  # characters of a deposit's reference
+MAX_MEMBERS = 10_000  # ids in one membership list
+MAX_DEPOSIT = 999_999_999_999  # fen: 9999999999.99, the most a wallet (DECIMAL(12,2)) holds
+
+
+def _text(value, field: str, max_len: int) -> str:
+    """Text of 1 to max_len characters, not all blank."""
+    if not isinstance(value, str) or not 1 <= len(value) <= max_len or not value.strip():
+        raise BadRequest(f"{field} must be text of 1 to {max_len} characters, not all blank")
+    return value
+
+
+def _name(body: dict) -> str:
+    return _text(body.get("name"), "name", MAX_NAME).strip()
+
+
+def _ids(value, field: str) -> list[int]:
+    if not isinstance(value, list) or not all(type(v) is int and 0 < v <= MAX_ID for v in value):
+        raise BadRequest(f"{field} must be a list of user ids")
+    if len(value) > MAX_MEMBERS:
+        raise BadRequest(f"{field} is too long")
+    return value
+
+
+def _path_id(text: str) -> int:
+    """An id in the path; routes take any segment so that a bad one is a 400 with a message."""
+    if not (len(text) <= 19 and text.isascii() and text.isdigit() and 0 < int(text) <= MAX_ID):
+        raise BadRequest(f"ids are integers from 1 to {MAX_ID}")
+    return int(text)
+
+
+class UserHandler(AdminHandler):
+    async def put(self, user_id):
+        self.write_json(await people.put_user(self.ctx, _path_id(user_id), _name(self.json_body())))
+
+
+class GroupHandler(AdminHandler):
+    async def put(self, group_id):
+        body = self.json_body()
+        members = _ids(body.get("members", []), "members")
+        self.write_json(await people.put_group(self.ctx, _path_id(group_id), _name(body), members))
+
+
+class GroupMembersHandler(AdminHandler):
+    async def post(self, group_id):
+        user_ids = _ids(self.json_body().get("user_ids"), "user_ids")
+        self.write_json(await people.add_members(self.ctx, _path_id(group_id), user_ids))
+
+
+class GroupMemberHandler(AdminHandler):
+    async def delete(self, group_id, user_id):
+        self.write_json(await people.remove_member(self.ctx, _path_id(group_id), _path_id(user_id)))
+
+
+class DepositHandler(AdminHandler):
+    async def post(self, user_id):
+        body = self.json_body()
+        ref = _text(body.get("ref"), "ref", MAX_REF)
+        fen = parse_amount(body.get("amount"))
+        if fen > MAX_DEPOSIT:
+            raise InvalidAmount(f"a deposit is at most {format_fen(MAX_DEPOSIT)}")
+        balance = await wallet.deposit(self.ctx, _path_id(user_id), fen, ref)
+        self.write_json({"balance": format_fen(balance)})
+
+
+default_handlers = [
+    (r"/admin/users/([^/]+)", UserHandler),
+    (r"/admin/groups/([^/]+)", GroupHandler),
+    (r"/admin/groups/([^/]+)/members", GroupMembersHandler),
+    (r"/admin/groups/([^/]+)/members/([^/]+)", GroupMemberHandler),
+    (r"/admin/wallets/([^/]+)/deposit", DepositHandler),
+]

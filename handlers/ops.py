@@ -1,0 +1,58 @@
+"""The socket's op table: op name → (argument schema, use-case). Data, not code paths."""
+import time
+
+from handlers.args import (REQUIRED, amount, anything, choice, count, identifier, mapping,
+                           parse_args, text)
+from rtserver import chat, grab, packets, payments, wallet
+from rtserver.errors import UnknownOp
+from rtserver.lifecycle import PAY_TYPES
+from rtserver.money import format_fen
+
+TO = {"to_type": (choice("group", "user"), REQUIRED), "to_id": (identifier, REQUIRED)}
+RP = {"rp_id": (identifier, REQUIRED)}
+
+
+async def ping(ctx, user_id):
+    return {"t": int(time.time())}
+
+
+async def wallet_get(ctx, user_id):
+    return {"balance": format_fen(await wallet.balance(ctx, user_id))}
+
+
+async def packet_list(ctx, user_id, box, year, before, limit):
+    show = packets.sent_box if box == "sent" else packets.received_box
+    return await show(ctx, user_id, year, before, limit)
+
+
+def cursor(value):
+    """A `next` cursor as given out, also accepted as a bare integer id."""
+    return text(40, 1)(str(value) if type(value) is int else value)
+
+
+OPS = {
+    "ping": ({}, ping),
+    "wallet.get": ({}, wallet_get),
+    "chat.send": ({**TO, "text": (text(chat.MAX_TEXT, 1), REQUIRED)}, chat.send),
+    "chat.history": ({**TO, "before": (identifier, None), "limit": (count(1, 100), 50)},
+                     chat.history),
+    "packet.create": ({"type": (count(1, 3), REQUIRED), "for_id": (identifier, REQUIRED),
+                       "number": (anything, None), "amount": (amount, REQUIRED),
+                       "intro": (anything, None), "pay_type": (choice(*PAY_TYPES), REQUIRED),
+                       "client_key": (text(64, 1), None)}, packets.create),
+    "packet.pay": (RP, packets.pay),
+    "packet.sync_paid": ({**RP, "result": (mapping, {})}, payments.sync_paid),
+    "packet.grab": (RP, grab.grab),
+    "packet.detail": (RP, packets.detail),
+    "packet.list": ({"box": (choice("sent", "received"), REQUIRED),
+                     "year": (count(2000, 2100), None), "before": (cursor, None),
+                     "limit": (count(1, 50), 20)}, packet_list),
+}
+
+
+async def call(ctx, user_id: int, op: str, frame: dict) -> dict:
+    """Run one op for a user and return its result fields."""
+    if not isinstance(op, str) or op not in OPS:
+        raise UnknownOp(f"unknown op {op!r}"[:100])
+    schema, use_case = OPS[op]
+    return await use_case(ctx, user_id, **parse_args(schema, frame))

@@ -1,0 +1,197 @@
+"""The WebSocket endpoint: a shim between frames and the op table."""
+import asyncio
+import logging
+import re
+import time
+
+import tornado.websocket
+
+from handlers import ops
+from handlers.base import is_unicode
+from rtserver import auth, codec, metrics
+from rtserver.errors import (BadFrame, BadRequest, RateLimited, RtError, Unauthorized,
+                             Unavailable)
+from rtserver.ratelimit import TokenBucket
+from rtserver.session import open_session
+from storage.errors import is_dependency_down
+
+log = logging.getLogger("rtserver.socket")
+
+MAX_BAD_FRAMES = 10  # PROTOCOL.md: more bad frames than this close the connection
+MAX_PENDING_BYTES = 1 << 20  # a consumer that lets this much pile up unsent is cut off
+HARD_FRAME_LIMIT = 1 << 20  # past this Tornado closes with 1009 before reading the frame
+# A connection may be refused for its rate this many times before it is cut off (1008). One
+# refusal a second is forgiven, so a client that slows down when told is never cut off, while
+# one that keeps sending faster than its limit is, however little faster.
+MAX_REFUSALS = 200
+REFUSALS_FORGIVEN_PER_SECOND = 1.0
+# JSON's \ud800-\udfff escapes can make lone surrogates (see is_unicode): only frames with such
+# an escape pay for the full check.
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+class SocketHandler(tornado.websocket.WebSocketHandler):
+    @property
+    def ctx(self):
+        return self.application.settings["ctx"]
+
+    async def get(self, *args, **kwargs):
+        # The origin first: a foreign page is refused before its token costs a database query.
+        origin = self.request.headers.get("Origin")
+        if origin is not None and not self.check_origin(origin):
+            return self._refuse(403, "origin not allowed")
+        token = self.get_query_argument("token", None) or auth.bearer(
+            self.request.headers.get("Authorization"))
+        try:
+            self.user_id = auth.user_of(self.ctx.settings.token_secret, token)
+            self.hello, self.rooms = await open_session(self.ctx, self.user_id)
+        except (Unauthorized, Unavailable) as exc:
+            return self._refuse(exc.http_status, exc.message)
+        except Exception as exc:
+            if not is_dependency_down(exc):
+                raise
+            return self._refuse(503, "unavailable")
+        await super().get(*args, **kwargs)
+
+    def _refuse(self, status: int, message: str) -> None:
+        self.set_status(status)
+        self.finish(message)
+
+    def check_origin(self, origin: str) -> bool:
+        """Any origin unless --allowed-origins is set; then only those listed."""
+        allowed = self.ctx.settings.allowed_origins
+        if not allowed:
+            return True
+        return _normal_origin(origin) in {_normal_origin(o) for o in allowed.split(",")}
+
+    def select_subprotocol(self, subprotocols):
+        self.subprotocol = next((p for p in subprotocols if p in codec.SUBPROTOCOLS), codec.MSGPACK)
+        return self.subprotocol if self.subprotocol in subprotocols else None
+
+    def open(self, *args, **kwargs):
+        if not hasattr(self, "subprotocol"):
+            self.subprotocol = codec.MSGPACK
+        self.bad_frames = 0
+        self.pending_bytes = 0
+        self.bucket, self.patience = self._buckets()
+        self.ctx.hub.connect(self, self.rooms)
+        metrics.CONNECTIONS.inc()
+        self.send_frame(codec.encode(self.subprotocol, self.hello))
+
+    def on_close(self):
+        self.ctx.hub.disconnect(self)
+        metrics.CONNECTIONS.dec()
+
+    def on_message(self, data):
+        # The bucket comes first: a flood must cost nothing but this check (and its refusal).
+        if self.bucket and not self.bucket.take(time.monotonic()):
+            return self._rate_limited(data)
+        if len(data) > self.ctx.settings.max_frame:
+            return self._bad_frame(BadFrame("frame too large"), too_big=True)
+        try:
+            frame = _decode(data)
+        except BadFrame as exc:
+            return self._bad_frame(exc)
+        task = asyncio.ensure_future(self._answer(frame))
+        self.ctx.inflight.add(task)
+        task.add_done_callback(self.ctx.inflight.discard)
+
+    async def _answer(self, frame: dict) -> None:
+        rid, op = _request_id(frame), frame.get("op")
+        label = op if isinstance(op, str) and op in ops.OPS else "unknown"
+        started = time.perf_counter()
+        try:
+            if rid is None and frame.get("id") is not None:
+                raise BadRequest("id must be an integer or a short string")
+            result = await ops.call(self.ctx, self.user_id, op, frame)
+            reply = {"re": rid, "ok": True, **result}
+            outcome = result.get("result", "ok")
+        except Exception as exc:
+            err = _as_error(exc)
+            reply = {"re": rid, "ok": False, "code": err.code, "message": err.message}
+            outcome = err.code
+        metrics.REQUESTS.labels(label, outcome).inc()
+        metrics.LATENCY.labels(label).observe(time.perf_counter() - started)
+        self.send_frame(codec.encode(self.subprotocol, reply))
+
+    def _bad_frame(self, exc: BadFrame, too_big: bool = False) -> None:
+        self.bad_frames += 1
+        if self.bad_frames > MAX_BAD_FRAMES:
+            return self.close(1009 if too_big else 1008, "too many bad frames")
+        self.send_frame(codec.encode(self.subprotocol,
+                                     {"ev": "error", "code": exc.code, "message": exc.message}))
+
+    def _rate_limited(self, data) -> None:
+        """Answer `rate_limited` to the request's id, doing nothing else; cut off a flooder."""
+        if not self.patience.take(time.monotonic()):
+            return self.close(1008, "rate limit")
+        rid = None
+        if len(data) <= self.ctx.settings.max_frame:
+            try:
+                rid = _request_id(_decode(data))
+            except BadFrame:
+                pass
+        err = RateLimited()
+        self.send_frame(codec.encode(self.subprotocol, {"re": rid, "ok": False, "code": err.code,
+                                                        "message": err.message}))
+
+    def _buckets(self) -> tuple[TokenBucket | None, TokenBucket | None]:
+        """The request bucket (`--rate-limit` a second, bursts of twice that) and the patience."""
+        rate, now = self.ctx.settings.rate_limit, time.monotonic()
+        if rate <= 0:
+            return None, None
+        return (TokenBucket(rate, 2 * rate, now),
+                TokenBucket(REFUSALS_FORGIVEN_PER_SECOND, MAX_REFUSALS, now))
+
+    # The hub's side of a connection.
+
+    def send_frame(self, data: bytes | str) -> None:
+        if self.pending_bytes > MAX_PENDING_BYTES:
+            return self.close(1008, "too slow to read")
+        try:
+            sent = self.write_message(data, binary=isinstance(data, bytes))
+        except tornado.websocket.WebSocketClosedError:
+            return
+        size = len(data)
+        self.pending_bytes += size
+        sent.add_done_callback(lambda _: self._written(size))
+
+    def _written(self, size: int) -> None:
+        self.pending_bytes -= size
+
+    def shut(self, code: int, reason: str) -> None:
+        self.close(code, reason)
+
+
+def _decode(data: bytes | str) -> dict:
+    """A frame as a map of real Unicode text, or BadFrame."""
+    frame = codec.decode(data)
+    if isinstance(data, str) and SURROGATE_ESCAPE.search(data) and not is_unicode(frame):
+        raise BadFrame("a string in the frame is not Unicode (a lone surrogate)")
+    return frame
+
+
+def _request_id(frame: dict):
+    """The frame's `id` if both encodings can echo it back in `re`, else None."""
+    rid = frame.get("id")
+    if type(rid) is int:
+        return rid if -2**63 <= rid < 2**63 else None
+    return rid if isinstance(rid, str) and len(rid) <= 64 else None
+
+
+def _normal_origin(origin: str) -> str:
+    """An origin as browsers send it: `scheme://host[:port]`, lower case, no trailing slash."""
+    return origin.strip().rstrip("/").lower()
+
+
+def _as_error(exc: Exception) -> RtError:
+    if isinstance(exc, RtError):
+        return exc
+    if is_dependency_down(exc):
+        log.warning("dependency down: %s", exc)
+        return Unavailable()
+    log.exception("request failed")
+    return RtError()
+
+
+default_handlers = [(r"/ws", SocketHandler)]

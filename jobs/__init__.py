@@ -1,0 +1,1 @@
+"""Background work: settlement, voiding, expiry refunds, the audit."""

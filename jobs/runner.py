@@ -1,0 +1,41 @@
+"""Runs the background jobs until stopped: the settlement consumer, and sweeps every
+--job-interval seconds. Every job is safe on many nodes at once (guarded updates)."""
+import asyncio
+import logging
+
+from jobs.settler import Settler, requeue_unsettled
+from rtserver.context import Context
+from rtserver.orphans import book_orphaned_grabs
+from rtserver.payments import void_overdue
+from rtserver.refund import refund_expired
+
+log = logging.getLogger("rtserver.jobs")
+
+SWEEPS = (refund_expired, void_overdue, requeue_unsettled, book_orphaned_grabs)
+
+
+class JobRunner:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self._stop = asyncio.Event()
+        self._tasks = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.ensure_future(self._sweep_forever()),
+                       asyncio.ensure_future(Settler(self.ctx).run(self._stop))]
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.gather(*self._tasks)
+
+    async def _sweep_forever(self) -> None:
+        while not self._stop.is_set():
+            for sweep in SWEEPS:
+                try:
+                    await sweep(self.ctx)
+                except Exception:
+                    log.exception("job %s failed; retrying next sweep", sweep.__name__)
+            try:
+                await asyncio.wait_for(self._stop.wait(), self.ctx.settings.job_interval)
+            except asyncio.TimeoutError:
+                pass

@@ -1,0 +1,41 @@
+"""The application factory: routes and settings around a context opened elsewhere."""
+import logging
+import pathlib
+
+import tornado.web
+
+from handlers import admin, dev, health, openapi, pay, socket
+from handlers.base import StaticFiles
+from rtserver import metrics
+from rtserver.context import Context
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+STATIC = ROOT / "static"
+# The client's msgpack library, served straight from npm's install (`make install`), never copied.
+MSGPACK_JS = ROOT / "node_modules" / "@msgpack" / "msgpack" / "dist.umd"
+WEBSOCKET_PING_INTERVAL = 25  # seconds; below the usual 30–60 s idle cut-off of proxies and NATs
+access_log = logging.getLogger("tornado.access")
+
+
+def make_app(ctx: Context) -> tornado.web.Application:
+    routes = (socket.default_handlers + admin.default_handlers + health.default_handlers
+              + dev.default_handlers + pay.default_handlers + openapi.default_handlers
+              + [(r"/vendor/msgpack/(.*)", StaticFiles, {"path": str(MSGPACK_JS)}),
+                 (r"/(.*)", StaticFiles,
+                  {"path": str(STATIC), "default_filename": "index.html"})])
+    return tornado.web.Application(
+        routes,
+        ctx=ctx,
+        log_function=log_request,
+        websocket_ping_interval=WEBSOCKET_PING_INTERVAL,
+        websocket_max_message_size=socket.HARD_FRAME_LIMIT,
+    )
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """Log a request by its path only: queries carry tokens, and tokens never reach a log."""
+    status = handler.get_status()
+    metrics.HTTP.labels(type(handler).__name__, str(status)).inc()
+    level = access_log.info if status < 400 else access_log.warning if status < 500 else access_log.error
+    level("%d %s %s %.1fms", status, handler.request.method, handler.request.path,
+          1000.0 * handler.request.request_time())

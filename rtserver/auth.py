@@ -1,0 +1,41 @@
+"""User tokens (HS256 JWTs whose `sub` is the user id) and the admin bearer token."""
+import hmac
+import time
+
+import jwt
+
+from rtserver.errors import Unauthorized
+
+ALGORITHM = "HS256"
+
+
+def issue_token(secret: str, user_id: int, ttl: int = 7 * 86400) -> str:
+    now = int(time.time())
+    return jwt.encode({"sub": str(user_id), "iat": now, "exp": now + ttl}, secret,
+                      algorithm=ALGORITHM)
+
+
+def user_of(secret: str, token: str | None) -> int:
+    """Return the user id a token names, or raise Unauthorized (missing, forged, expired)."""
+    if not token:
+        raise Unauthorized("token missing")
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM],
+                            options={"require": ["exp", "sub"]})
+    except jwt.PyJWTError:
+        raise Unauthorized("token invalid or expired") from None
+    sub = claims["sub"]
+    if not (isinstance(sub, str) and sub.isascii() and sub.isdigit() and 0 < int(sub) < 2**63):
+        raise Unauthorized("token subject is not a user id")
+    return int(sub)
+
+
+def bearer(header: str | None) -> str | None:
+    """The token of an `Authorization: Bearer TOKEN` header."""
+    scheme, _, token = (header or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def same_secret(given: str | None, expected: str) -> bool:
+    """Compare secrets in constant time."""
+    return bool(given) and hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())

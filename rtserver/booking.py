@@ -1,0 +1,248 @@
+"""Group commit of grabs: the claims of concurrent grabs are booked together.
+
+While one batch is being written, the claims that arrive queue up; the next batch takes them
+all and books them in one transaction with multi-row statements: claim the shares, credit the
+wallets, write the ledger rows. Each grab is answered only once its batch has committed. If
+any claim of a batch cannot be booked (its share went elsewhere after a Redis rebuild, or a user
+already holds a share), the batch is rolled back and its claims are booked one by one, so one
+odd claim never costs the others their answer.
+"""
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from rtserver import access, lifecycle, views
+from rtserver.context import Context
+from rtserver.hub import user_room
+from rtserver.limits import GROUP_LUCKY
+from rtserver.money import format_fen
+from rtserver.uow import UnitOfWork, publish, retrying
+from rtserver.wallet import wallet_event
+from storage import packets, people, slots, wallets
+from storage.db import is_duplicate
+from storage.errors import is_deadlock
+
+log = logging.getLogger("rtserver.booking")
+
+MAX_BATCH = 200  # claims in one transaction: multi-row statements stay well under packet limits
+WRITERS = 2  # batches written at once: one is gathered while the other commits
+
+
+class Conflict(Exception):
+    """A claim of the batch matched no free share."""
+
+
+@dataclass
+class Claim:
+    meta: dict
+    rp_id: int
+    user_id: int
+    seq: int
+    last: bool
+    answer: asyncio.Future
+
+
+class Booker:
+    """One per node: takes claims from grabs, books them in batches."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.queue: asyncio.Queue | None = None
+        self.writers: list[asyncio.Task] = []
+
+    async def book(self, meta: dict, rp_id: int, user_id: int, slot: int, last: bool):
+        """Book the share of a taken slot; None when that share went to someone else."""
+        if self.queue is None:
+            self.queue = asyncio.Queue()
+            self.writers = [asyncio.ensure_future(self._write()) for _ in range(WRITERS)]
+        claim = Claim(meta, rp_id, user_id, slot, last,
+                      asyncio.get_running_loop().create_future())
+        self.queue.put_nowait(claim)
+        return await claim.answer
+
+    async def close(self) -> None:
+        for writer in self.writers:
+            writer.cancel()
+        await asyncio.gather(*self.writers, return_exceptions=True)
+
+    async def _write(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            await asyncio.sleep(0)  # let grabs that are ready add their claims
+            while len(batch) < MAX_BATCH and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            try:
+                answers = await self._book_batch(batch)
+            except Exception as exc:  # each grab hears of the failure, the writer goes on
+                answers = [exc] * len(batch)
+            for claim, answer in zip(batch, answers):
+                if claim.answer.done():
+                    continue
+                if isinstance(answer, Exception):
+                    claim.answer.set_exception(answer)
+                else:
+                    claim.answer.set_result(answer)
+
+    async def _book_batch(self, batch: list[Claim]) -> list:
+        try:
+            return await retrying(lambda: book_together(self.ctx, batch))
+        except Exception as exc:
+            # One claim the batch cannot take, or a batch that keeps deadlocking with another:
+            # book its claims one by one.
+            if not (isinstance(exc, Conflict) or is_duplicate(exc) or is_deadlock(exc)):
+                raise
+        answers = []
+        for claim in batch:
+            try:
+                answers.append(await book_alone(self.ctx, claim))
+            except Exception as exc:
+                answers.append(exc)
+        return answers
+
+
+def booker_of(ctx: Context) -> Booker:
+    if ctx.booker is None:
+        ctx.booker = Booker(ctx)
+    return ctx.booker
+
+
+async def book_alone(ctx: Context, claim: Claim) -> dict | None:
+    """Book one claim, and say what happened when its share could not be had."""
+    try:
+        return (await retrying(lambda: book_together(ctx, [claim])))[0]
+    except Conflict:
+        return await settled_elsewhere(ctx, claim.rp_id, claim.user_id, claim.seq)
+    except Exception as exc:
+        if not is_duplicate(exc):
+            raise
+        return await keep_held_share(ctx, claim.rp_id, claim.user_id, claim.seq)
+
+
+async def book_together(ctx: Context, claims: list[Claim]) -> list[dict]:
+    """Claim, credit and record every claim in one transaction, or raise Conflict."""
+    now = int(time.time())
+    rp_ids = {c.rp_id for c in claims}
+    async with UnitOfWork(ctx) as uow:
+        books = {rp_id: await share_book(ctx, uow.cur, rp_id) for rp_id in rp_ids}
+        paid = {rp_id: status == lifecycle.PAID
+                for rp_id, status in (await packets.pay_statuses(uow.cur, rp_ids)).items()}
+        shares = [books[c.rp_id][c.seq] for c in claims]  # (share id, money)
+        rows = [(share_id, c.user_id, paid[c.rp_id]) for c, (share_id, _) in zip(claims, shares)]
+        if await packets.claim_many(uow.cur, rows, now) != len(rows):
+            raise Conflict()
+        credits = [(c.user_id, money, "grab", str(share_id))
+                   for c, (share_id, money) in zip(claims, shares) if paid[c.rp_id]]
+        if credits:
+            balances = await wallets.credit_many(uow.cur, credits, now)
+            latest = dict(zip((uid for uid, *_ in credits), balances))
+            for user_id, balance in latest.items():
+                uow.emit([user_room(user_id)], wallet_event(balance))
+        by_packet = {c.rp_id: c for c in claims}
+        uow.after_commit(lambda: finish_taken(ctx, list(by_packet.values()), books))
+        names = await names_of(ctx, uow.cur, {c.user_id for c in claims}
+                               | {c.meta["sender"] for c in claims})
+        for c, (_, money) in zip(claims, shares):
+            emit_grabbed(uow, c, money, names)
+        await uow.commit()
+    return [{"result": "ok", "money": format_fen(money), "into_account": paid[c.rp_id]}
+            for c, (_, money) in zip(claims, shares)]
+
+
+async def finish_taken(ctx: Context, claims: list[Claim], books: dict) -> None:
+    """Finish the packets of a committed batch that have no free share left.
+
+    Not only the claim of the last slot: a slot taken before it may be booked after it (by the
+    other writer, on another node, or by the orphan sweep), and that booking is then the one
+    that takes the last free share. Read as committed, outside any transaction: whichever
+    booking commits last sees no free share, and the guarded update lets one finisher win.
+    """
+    async with ctx.db.cursor() as cur:
+        taken = await packets.taken_but_unfinished(cur, [c.rp_id for c in claims])
+    for claim in (c for c in claims if c.rp_id in taken):
+        async with UnitOfWork(ctx) as uow:
+            if await packets.finish(uow.cur, claim.rp_id, int(time.time())):
+                if claim.meta["type"] == GROUP_LUCKY:
+                    await packets.mark_best(uow.cur, best_of(books[claim.rp_id]))
+                uow.after_commit(lambda rp_id=claim.rp_id: announce_finished(ctx, rp_id))
+            await uow.commit()
+
+
+def best_of(book: dict) -> int:
+    """The id of the share that is 手气最佳, from a packet's share book."""
+    return lifecycle.best_share([{"id": share_id, "seq": seq, "money": money}
+                                 for seq, (share_id, money) in book.items()])["id"]
+
+
+async def share_book(ctx: Context, cur, rp_id: int) -> dict:
+    book = ctx.caches.shares.get(rp_id)
+    if book is None:
+        book = await packets.share_book(cur, rp_id)
+        ctx.caches.shares.put(rp_id, book)
+    return book
+
+
+async def names_of(ctx: Context, cur, user_ids) -> dict[int, str]:
+    names = {uid: name for uid in user_ids if (name := ctx.caches.names.get(uid)) is not None}
+    missing = set(user_ids) - set(names)
+    if missing:
+        for uid, name in (await people.names(cur, missing)).items():
+            ctx.caches.names.put(uid, name)
+            names[uid] = name
+    return names
+
+
+def emit_grabbed(uow: UnitOfWork, claim: Claim, money: int, names: dict) -> None:
+    """Tell the grabber what they got, and the sender who took it (WeChat's X领取了你的红包)."""
+    sender = claim.meta["sender"]
+    event = {"ev": "packet.grabbed", "rp_id": claim.rp_id,
+             "grabber": views.person(claim.user_id, names),
+             "sender": views.person(sender, names), "last": claim.last}
+    uow.emit([user_room(claim.user_id)], {**event, "money": format_fen(money)})
+    if sender != claim.user_id:
+        uow.emit([user_room(sender)], event)
+
+
+def already(share: dict) -> dict:
+    return {"result": "already", "money": format_fen(share["money"]),
+            "into_account": bool(share["is_into_account"])}
+
+
+async def keep_held_share(ctx: Context, rp_id: int, user_id: int, slot: int) -> dict:
+    """The user already holds another share (their slot was lost with Redis): keep that one and
+    put the slot just taken back for someone else."""
+    async with ctx.db.cursor() as cur:
+        share = await packets.share_of(cur, rp_id, user_id)
+    await slots.give_back(ctx.redis, ctx.keys, rp_id, user_id, slot, share["seq"])
+    return already(share)
+
+
+async def settled_elsewhere(ctx: Context, rp_id: int, user_id: int, seq: int) -> dict | None:
+    """The claim matched no row: a racing request of this user won it, or someone else did."""
+    async with ctx.db.cursor() as cur:  # a fresh read, outside the transaction's snapshot
+        share = await packets.share_at(cur, rp_id, seq)
+    if share["user_id"] == user_id:
+        return already(share)
+    if share["is_refunded"]:
+        return {"result": "expired"}
+    return None
+
+
+async def announce_finished(ctx: Context, rp_id: int) -> None:
+    """Tell the room the packet is empty, with its best luck when it is a lucky one."""
+    async with ctx.db.cursor() as cur:
+        packet = await packets.get(cur, rp_id)
+        shares = await packets.shares(cur, rp_id)
+    event = {"ev": "packet.state", "rp_id": rp_id, "status": "finished",
+             "grabbed_count": packet["number"], "expend_time": packet["expend_time"]}
+    if packet["type"] == GROUP_LUCKY:
+        best = lifecycle.best_share(shares)
+        # Its grabber may still be writing their share; Redis knows who took that slot.
+        holder = best["user_id"] or next(
+            (uid for uid, seq in (await slots.holders(ctx.redis, ctx.keys, rp_id)).items()
+             if seq == best["seq"]), None)
+        async with ctx.db.cursor() as cur:
+            names = await people.names(cur, [holder] if holder else [])
+        event["best"] = {"user": views.person(holder, names) if holder else None,
+                         "money": format_fen(best["money"])}
+    await publish(ctx, [(access.packet_rooms(packet), event)])

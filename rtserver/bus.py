@@ -1,0 +1,76 @@
+"""The bus: events and room changes reach every node's hub, whichever node caused them.
+
+A use-case publishes once (after its commit). This node delivers to its own connections at
+once; every other node receives it over Redis and delivers it to its connections in the rooms
+named. Membership and name changes travel the same way, so every node's rooms and caches follow
+the admin API.
+"""
+import asyncio
+import logging
+import secrets
+
+from rtserver.caches import Caches
+from rtserver.hub import Hub, group_room
+from storage.channel import EventChannel
+
+log = logging.getLogger("rtserver.bus")
+
+
+class Bus:
+    def __init__(self, channel: EventChannel, hub: Hub, caches: Caches):
+        self.channel, self.hub, self.caches = channel, hub, caches
+        self.node = secrets.token_hex(8)  # to know our own messages when they come back
+        self._task = None
+
+    async def start(self) -> None:
+        subscribed = asyncio.Event()
+        self._task = asyncio.ensure_future(
+            self.channel.listen(self._deliver, subscribed, self._resubscribed))
+        await asyncio.wait_for(subscribed.wait(), 10)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def publish(self, events: list[tuple[list[str], dict]]) -> None:
+        """Send events, each to its rooms on every node."""
+        if events:
+            await self._send([["event", rooms, event] for rooms, event in events])
+
+    async def members_changed(self, group_id: int, added: list[int], removed: list[int]) -> None:
+        await self._send([["members", group_id, added, removed]])
+
+    async def renamed(self, user_id: int) -> None:
+        await self._send([["renamed", user_id]])
+
+    async def _send(self, messages: list) -> None:
+        for message in messages:
+            self._apply(message)
+        await self.channel.publish([self.node, messages])
+
+    def _resubscribed(self) -> None:
+        # Events of other nodes published while Redis was away are lost: every client here is
+        # told to catch up (chat.history, wallet.get), as it would after reconnecting.
+        self.hub.publish_to_everyone({"ev": "resync"})
+
+    def _deliver(self, payload: list) -> None:
+        origin, messages = payload
+        if origin != self.node:
+            for message in messages:
+                self._apply(message)
+
+    def _apply(self, message: list) -> None:
+        kind, *body = message
+        if kind == "event":
+            rooms, event = body
+            self.hub.publish(rooms, event)
+        elif kind == "members":
+            group_id, added, removed = body
+            self.caches.members.drop(group_id)
+            for user_id in added:
+                self.hub.user_joined(user_id, group_room(group_id))
+            for user_id in removed:
+                self.hub.user_left(user_id, group_room(group_id))
+        elif kind == "renamed":
+            self.caches.names.drop(body[0])

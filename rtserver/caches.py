@@ -1,0 +1,63 @@
+"""In-process caches of what the hot paths would otherwise ask MariaDB or Redis every time.
+
+What a packet is (sender, room, number, expiry) and what each of its shares holds never
+change once paid, so they are kept as long as there is room. Group members and user names can
+change: they are kept for a few seconds, and dropped at once when this node changes them.
+"""
+import asyncio
+import collections
+import time
+
+MEMBERS_TTL = 5.0  # seconds another node's membership change may take to be seen here
+NAMES_TTL = 60.0  # a renamed user may show the old name this long on other nodes
+
+
+class Cache:
+    """A bounded map whose entries expire after `ttl` seconds (None: never)."""
+
+    def __init__(self, maxsize: int, ttl: float | None = None):
+        self.maxsize, self.ttl = maxsize, ttl
+        self._items: collections.OrderedDict = collections.OrderedDict()
+        self._loading: dict = {}
+
+    async def get_or_load(self, key, load):
+        """The value, loaded by `await load()` when missing: once, however many ask at once
+        (a storm of grabs all missing an expired entry would otherwise query it all at once)."""
+        value = self.get(key)
+        if value is not None:
+            return value
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = self._loading[key] = asyncio.ensure_future(load())
+            loading.add_done_callback(lambda _: self._loading.pop(key, None))
+        value = await asyncio.shield(loading)
+        self.put(key, value)
+        return value
+
+    def get(self, key):
+        item = self._items.get(key)
+        if item is None:
+            return None
+        value, stamp = item
+        if self.ttl is not None and time.monotonic() - stamp > self.ttl:
+            del self._items[key]
+            return None
+        self._items.move_to_end(key)
+        return value
+
+    def put(self, key, value) -> None:
+        self._items[key] = (value, time.monotonic())
+        self._items.move_to_end(key)
+        while len(self._items) > self.maxsize:
+            self._items.popitem(last=False)
+
+    def drop(self, key) -> None:
+        self._items.pop(key, None)
+
+
+class Caches:
+    def __init__(self):
+        self.packets = Cache(50_000)  # rp_id → slot meta
+        self.shares = Cache(50_000)  # rp_id → {seq: (share id, money)}
+        self.members = Cache(50_000, MEMBERS_TTL)  # group id → set of user ids
+        self.names = Cache(500_000, NAMES_TTL)  # user id → name

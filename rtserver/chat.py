@@ -1,0 +1,75 @@
+"""Chat: text messages, packet messages, and the history a reconnecting client catches up from."""
+import time
+
+from rtserver import access, views
+from rtserver.context import Context
+from rtserver.errors import BadRequest, NotFound
+from rtserver.hub import group_room, user_room
+from rtserver.limits import PERSONAL
+from rtserver.slots import load_slots
+from rtserver.uow import UnitOfWork
+from storage import chat, people
+
+MAX_TEXT = 2000
+
+
+def room_of(to_type: str, to_id: int, from_id: int) -> str:
+    """The stored room key: the group, or the pair of users whichever of them writes."""
+    if to_type == "group":
+        return f"g:{to_id}"
+    low, high = sorted((to_id, from_id))
+    return f"u:{low}:{high}"
+
+
+def rooms_of(to_type: str, to_id: int, from_id: int) -> list[str]:
+    """The hub rooms that hear a message."""
+    if to_type == "group":
+        return [group_room(to_id)]
+    return [user_room(from_id), user_room(to_id)]
+
+
+async def check_can_talk(cur, user_id: int, to_type: str, to_id: int) -> None:
+    if to_type == "group":
+        await access.check_member(cur, to_id, user_id)
+    elif to_id == user_id:
+        raise BadRequest("a 1:1 chat needs another user")
+    elif not await people.get_user(cur, to_id):
+        raise NotFound(f"no user {to_id}")
+
+
+async def send(ctx: Context, user_id: int, to_type: str, to_id: int, text: str) -> dict:
+    text = text.strip()
+    if not text:
+        raise BadRequest("text is empty")
+    async with UnitOfWork(ctx) as uow:
+        await check_can_talk(uow.cur, user_id, to_type, to_id)
+        row = await chat.insert(uow.cur, room_of(to_type, to_id, user_id), to_type, to_id, user_id,
+                                "text", text, None, int(time.time()))
+        names = await people.names(uow.cur, [user_id])
+        message = views.message(row, names, None)
+        uow.emit(rooms_of(to_type, to_id, user_id), {"ev": "message", "message": message})
+        await uow.commit()
+    return {"message": message}
+
+
+async def put_in_room(uow: UnitOfWork, packet: dict, now: int) -> dict:
+    """Post a packet that may now be grabbed into its room's stream, and load its slots once
+    committed. Returns the packet's summary."""
+    names = await people.names(uow.cur, [packet["user_id"]])
+    packet_summary = views.summary(packet, names, now)
+    to_type = "user" if packet["type"] == PERSONAL else "group"
+    row = await chat.insert(uow.cur, room_of(to_type, packet["for_id"], packet["user_id"]), to_type,
+                            packet["for_id"], packet["user_id"], "packet", packet["intro"],
+                            packet["id"], now)
+    message = views.message(row, names, packet_summary)
+    uow.emit(access.packet_rooms(packet), {"ev": "message", "message": message})
+    uow.after_commit(lambda: load_slots(uow.ctx, packet["id"]))
+    return packet_summary
+
+
+async def history(ctx: Context, user_id: int, to_type: str, to_id: int, before: int | None,
+                  limit: int) -> dict:
+    async with ctx.db.cursor() as cur:
+        await check_can_talk(cur, user_id, to_type, to_id)
+        rows = await chat.history(cur, room_of(to_type, to_id, user_id), before, limit)
+        return {"messages": await views.messages(cur, rows, int(time.time()))}

@@ -1,0 +1,34 @@
+"""The two wire encodings: msgpack in binary frames, JSON in text frames. Every frame is one map."""
+import json
+
+import msgpack
+
+from rtserver.errors import BadFrame
+
+MSGPACK = "rp.v1.msgpack"
+JSON = "rp.v1.json"
+SUBPROTOCOLS = (MSGPACK, JSON)
+
+
+def encode(subprotocol: str, frame: dict) -> bytes | str:
+    if subprotocol == JSON:
+        return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+    return msgpack.packb(frame, use_bin_type=True)
+
+
+def decode(data: bytes | str) -> dict:
+    """Decode one frame by its kind (binary: msgpack, text: JSON) into a map, or raise BadFrame."""
+    try:
+        if isinstance(data, bytes):
+            frame = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        else:
+            frame = json.loads(data, parse_constant=_refuse_constant)
+    except (ValueError, TypeError, RecursionError, msgpack.UnpackException) as exc:
+        raise BadFrame(f"cannot decode frame: {type(exc).__name__}") from None
+    if not isinstance(frame, dict):
+        raise BadFrame("a frame must be a map")
+    return frame
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")

@@ -1,0 +1,93 @@
+"""Every flag of `rtserver`, declared once; each also read from `RTSERVER_<FLAG>`."""
+import dataclasses
+import os
+
+from tornado.options import OptionParser
+
+DEV_SECRET = "rtserver-dev-only-secret"
+
+
+def flag(default, help: str):
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The flags as one immutable value. The command line is built from these fields."""
+
+    port: int = flag(8888, "HTTP and WebSocket port")
+    address: str = flag("127.0.0.1", "address to listen on")
+    mysql_url: str = flag("mysql://root@127.0.0.1:3306/rtserver", "mysql://user:pass@host:port/db")
+    redis_url: str = flag("redis://127.0.0.1:6379/0", "redis://host:port/db")
+    redis_prefix: str = flag("rt:", "prefix of every Redis key and channel")
+    redis_cluster: bool = flag(False, "--redis-url names one node of a Redis Cluster")
+    token_secret: str = flag("", "HS256 secret of user tokens")
+    admin_token: str = flag("", "bearer token of the admin API")
+    packet_ttl: int = flag(86400, "seconds a paid packet stays grabbable")
+    payment_timeout: int = flag(1800, "seconds a packet may wait in pay_status 2")
+    job_interval: float = flag(10.0, "seconds between job sweeps")
+    jobs: str = flag("inline", "inline (run the jobs in this process) or off")
+    dev: bool = flag(False, "development mode: /dev/token, demo data, development secrets")
+    rate_limit: int = flag(50, "requests per second per connection (0: off)")
+    allowed_origins: str = flag("", "comma-separated origins allowed to open the socket")
+    max_frame: int = flag(64 * 1024, "largest frame answered, in bytes (bigger: bad_frame)")
+    uvloop: bool = flag(True, "run on uvloop's event loop (--uvloop=false: asyncio's own)")
+    alipay_app_id: str = flag("", "our Alipay app id")
+    alipay_public_key_file: str = flag("", "Alipay's public key (PEM)")
+    alipay_private_key_file: str = flag("", "our Alipay merchant private key (PEM)")
+    wechat_mchid: str = flag("", "our WeChat Pay merchant id")
+    wechat_apiv3_key: str = flag("", "WeChat Pay API v3 key (32 bytes)")
+    wechat_platform_public_key_file: str = flag("", "WeChat Pay platform public key (PEM)")
+    unionpay_public_key_file: str = flag("", "UnionPay's public key (PEM)")
+    unionpay_mer_id: str = flag("", "our UnionPay merchant id (merId)")
+    sandbox_secret: str = flag("", "HMAC key of the sandbox provider")
+    sandbox_delay: float = flag(3.0, "seconds the --dev sandbox gateway waits before notifying")
+
+    def checked(self) -> "Settings":
+        """Fill the development secrets under --dev."""
+        if self.jobs not in ("inline", "off"):
+            raise SystemExit(f"rtserver: --jobs must be inline or off, not {self.jobs!r}")
+        if not self.dev:
+            return self
+        return dataclasses.replace(
+            self,
+            token_secret=self.token_secret or DEV_SECRET,
+            admin_token=self.admin_token or DEV_SECRET,
+            sandbox_secret=self.sandbox_secret or DEV_SECRET,
+        )
+
+    def require_secrets(self) -> "Settings":
+        """Refuse to serve without the secrets that guard users and the admin API."""
+        for name in ("token_secret", "admin_token"):
+            if not getattr(self, name):
+                raise SystemExit(f"rtserver: --{name.replace('_', '-')} (or RTSERVER_{name.upper()}) "
+                                 "is required; --dev supplies development secrets")
+        return self
+
+
+def joined(argv: list[str]) -> list[str]:
+    """Accept `--flag value` as well as tornado's own `--flag=value`."""
+    takes_value = {f.name for f in dataclasses.fields(Settings) if type(f.default) is not bool}
+    out, args = [], list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg.startswith("--") and "=" not in arg and args \
+                and arg[2:].replace("-", "_") in takes_value:
+            arg = f"{arg}={args.pop(0)}"
+        out.append(arg)
+    return out
+
+
+def load(argv: list[str], environ=os.environ) -> Settings:
+    """Read the flags from the environment, then from the command line, which wins."""
+    parser = OptionParser()
+    for field in dataclasses.fields(Settings):
+        parser.define(field.name, default=field.default, type=type(field.default),
+                      help=field.metadata["help"])
+    from_env = [f"--{name}={environ[env]}" for name in parser.as_dict()
+                if (env := "RTSERVER_" + name.upper()) in environ]
+    rest = parser.parse_command_line(["rtserver"] + from_env + joined(argv), final=False)
+    if rest:
+        raise SystemExit(f"rtserver: unexpected arguments {rest}")
+    values = parser.as_dict()
+    return Settings(**{f.name: values[f.name] for f in dataclasses.fields(Settings)}).checked()

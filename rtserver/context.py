@@ -1,0 +1,53 @@
+"""What a running rtserver holds: its settings and its connections to the world."""
+import dataclasses
+
+from rtserver.bus import Bus
+from rtserver.caches import Caches
+from rtserver.config import Settings
+from rtserver.hub import Hub
+from rtserver.providers import load_providers
+from storage.channel import EventChannel
+from storage.db import Database
+from storage.redis_client import Keys, connect
+from storage.slots import SlotTaker
+
+
+@dataclasses.dataclass
+class Context:
+    """Opened and closed by the caller (`rtserver serve`, the test fixtures); handed to the app."""
+
+    settings: Settings
+    db: Database
+    redis: object
+    hub: Hub
+    providers: dict = dataclasses.field(default_factory=dict)  # payment providers by name
+    inflight: set = dataclasses.field(default_factory=set)  # socket requests being answered
+    caches: Caches = dataclasses.field(default_factory=Caches)
+    booker: object = None  # the group commit of grabs, started by the first grab
+    bus: Bus | None = None  # events to every node, joined by open_context
+    taker: SlotTaker | None = None  # the grab scripts of concurrent grabs, sent together
+
+    @property
+    def keys(self) -> Keys:
+        return Keys(self.settings.redis_prefix)
+
+
+async def open_context(settings: Settings) -> Context:
+    """Connect to MariaDB and Redis and join the events bus; close with `close_context`."""
+    db = await Database.connect(settings.mysql_url)
+    redis = connect(settings.redis_url, settings.redis_cluster)
+    ctx = Context(settings=settings, db=db, redis=redis, hub=Hub(),
+                  providers=load_providers(settings),
+                  taker=SlotTaker(redis, Keys(settings.redis_prefix)))
+    ctx.bus = Bus(EventChannel(redis, settings.redis_url, settings.redis_prefix), ctx.hub,
+                  ctx.caches)
+    await ctx.bus.start()
+    return ctx
+
+
+async def close_context(ctx: Context) -> None:
+    await ctx.bus.stop()
+    if ctx.booker is not None:
+        await ctx.booker.close()
+    await ctx.db.close()
+    await ctx.redis.aclose()

@@ -1,0 +1,69 @@
+"""Named failures, each carrying its PROTOCOL.md failure code.
+
+Use-cases raise these; the edges (the socket dispatcher, the HTTP base handler) turn them into
+the wire format in one place.
+"""
+
+
+class RtError(Exception):
+    """A refusal the client can act on; `code` is a PROTOCOL.md failure code."""
+
+    code = "internal"
+    default_message = "internal error"
+    http_status = 500
+
+    def __init__(self, message: str | None = None):
+        super().__init__(message or self.default_message)
+        self.message = message or self.default_message
+
+
+class BadRequest(RtError):
+    code, default_message, http_status = "bad_request", "malformed request", 400
+
+
+class BadFrame(RtError):
+    code, default_message, http_status = "bad_frame", "frame could not be decoded", 400
+
+
+class UnknownOp(RtError):
+    code, default_message, http_status = "unknown_op", "unknown op", 400
+
+
+class Unauthorized(RtError):
+    code, default_message, http_status = "unauthorized", "missing or invalid token", 401
+
+
+class Forbidden(RtError):
+    code, default_message, http_status = "forbidden", "not allowed", 403
+
+
+class NotFound(RtError):
+    code, default_message, http_status = "not_found", "no such thing", 404
+
+
+class InvalidAmount(RtError):
+    code, default_message, http_status = "invalid_amount", "invalid amount", 400
+
+
+class InvalidNumber(RtError):
+    code, default_message, http_status = "invalid_number", "invalid number of shares", 400
+
+
+class InsufficientBalance(RtError):
+    code, default_message, http_status = "insufficient_balance", "balance too low", 409
+
+
+class AlreadyPaid(RtError):
+    code, default_message, http_status = "already_paid", "already paid", 409
+
+
+class NotPaid(RtError):
+    code, default_message, http_status = "not_paid", "not paid yet", 409
+
+
+class RateLimited(RtError):
+    code, default_message, http_status = "rate_limited", "too many requests", 429
+
+
+class Unavailable(RtError):
+    code, default_message, http_status = "unavailable", "a dependency is down; retry", 503

@@ -1,0 +1,76 @@
+"""Grabbing a share (抢红包): one Redis script decides, a batched transaction books it."""
+import time
+
+from rtserver import access, lifecycle
+from rtserver.booking import already, booker_of
+from rtserver.context import Context
+from rtserver.errors import Forbidden, NotPaid, Unavailable
+from rtserver.limits import PERSONAL
+from rtserver.slots import load_slots
+from storage import packets, slots
+
+MAX_TAKES = 5  # a slot whose share went elsewhere (after a Redis rebuild) is retried this often
+
+
+async def grab(ctx: Context, user_id: int, rp_id: int) -> dict:
+    """Try to take a share of a packet for a user.
+
+    "too_slow" is answered with one Redis call and no SQL; a won slot is booked in MariaDB,
+    credited at once when the packet is paid (or left for settlement while a third-party
+    payment is pending).
+    """
+    meta = ctx.caches.packets.get(rp_id) or await load_slots(ctx, rp_id)
+    if meta is None:
+        return await answer_from_database(ctx, user_id, rp_id)
+    ctx.caches.packets.put(rp_id, meta)
+    await check_may_grab(ctx, meta, user_id)
+    if int(time.time()) >= meta["expire_time"]:
+        return await answer_from_database(ctx, user_id, rp_id)
+    for _ in range(MAX_TAKES):
+        take = await ctx.taker.take(rp_id, user_id)
+        if take.outcome == slots.MISSING:
+            if await load_slots(ctx, rp_id) is None:
+                return await answer_from_database(ctx, user_id, rp_id)
+            continue
+        if take.outcome == slots.TOO_SLOW:
+            return {"result": "too_slow"}
+        if take.outcome == slots.ALREADY:
+            async with ctx.db.cursor() as cur:
+                share = await packets.share_at(cur, rp_id, take.slot)
+            if share["user_id"] == user_id:
+                return already(share)
+            if share["is_refunded"]:
+                return {"result": "expired"}
+        # Won now, or taken earlier by a request that died before booking it.
+        answer = await booker_of(ctx).book(meta, rp_id, user_id, take.slot, take.left == 0)
+        if answer is not None:
+            return answer
+        await slots.release(ctx.redis, ctx.keys, rp_id, user_id)
+    raise Unavailable("could not settle on a share; retry")
+
+
+async def check_may_grab(ctx: Context, meta: dict, user_id: int) -> None:
+    if meta["type"] == PERSONAL:
+        if user_id == meta["sender"]:
+            raise Forbidden("the sender cannot open a personal packet")
+        if user_id != meta["for_id"]:
+            raise Forbidden("this packet is not for you")
+    elif not await access.is_member_fast(ctx, meta["for_id"], user_id):
+        raise Forbidden("not a member of this packet's group")
+
+
+async def answer_from_database(ctx: Context, user_id: int, rp_id: int) -> dict:
+    """Answer a grab on a packet whose slots are not (or no longer) in Redis."""
+    async with ctx.db.cursor() as cur:
+        packet = await access.check_can_see(cur, await packets.get(cur, rp_id), user_id)
+        if packet["type"] == PERSONAL and packet["user_id"] == user_id:
+            raise Forbidden("the sender cannot open a personal packet")
+        if packet["pay_status"] == lifecycle.UNPAID:
+            raise NotPaid()
+        share = await packets.share_of(cur, rp_id, user_id)
+    status = lifecycle.status(packet, int(time.time()))
+    if share and status != "voided":
+        return already(share)
+    if status == "finished":
+        return {"result": "too_slow"}
+    return {"result": "expired"}

@@ -1,0 +1,200 @@
+"""Red packets: create (塞钱进红包), pay from the balance, the detail view, 我的红包."""
+import datetime
+import time
+
+from rtserver import access, chat, lifecycle, payments, views
+from rtserver.allocation import split_equal, split_lucky
+from rtserver.context import Context
+from rtserver.errors import (AlreadyPaid, BadRequest, Forbidden, InsufficientBalance, NotFound)
+from rtserver.hub import user_room
+from rtserver.limits import GROUP_LUCKY, PERSONAL, Limits, plan_packet
+from rtserver.money import format_fen
+from rtserver.uow import UnitOfWork
+from rtserver.wallet import wallet_event
+from storage import packets, people, wallets
+from storage import payments as storage_payments
+from storage.db import is_duplicate
+
+LIMITS = Limits()
+CHINA = datetime.timezone(datetime.timedelta(hours=8))  # years of 我的红包 turn at Beijing midnight
+
+
+async def create(ctx: Context, user_id: int, type: int, for_id: int, number: int, amount: int,
+                 intro: str | None, pay_type: str, client_key: str | None) -> dict:
+    """Validate, allocate and store an unpaid packet with its shares; once per client_key."""
+    if pay_type != "balance":
+        payments.provider_of(ctx, pay_type)
+    if type == PERSONAL and number is None:
+        number = 1
+    if client_key is not None:
+        async with ctx.db.cursor() as cur:
+            earlier = await packets.by_client_key(cur, user_id, client_key)
+        if earlier:
+            return await created_again(ctx, earlier)
+    try:
+        async with UnitOfWork(ctx) as uow:
+            group_size = await check_recipient(uow.cur, user_id, type, for_id)
+            plan = plan_packet(type, number, amount, intro, group_size, LIMITS)
+            now = int(time.time())
+            rp_id = await packets.insert(uow.cur, user_id, for_id, plan.type, plan.intro,
+                                         plan.number, plan.total, plan.single,
+                                         lifecycle.PAY_TYPES[pay_type], client_key, now)
+            amounts = (split_lucky(plan.total, plan.number, LIMITS.min_share, LIMITS.max_share)
+                       if plan.type == GROUP_LUCKY else split_equal(plan.single, plan.number))
+            await packets.insert_shares(uow.cur, rp_id, amounts, now)
+            packet = await packets.get(uow.cur, rp_id)
+            answer = created(packet)
+            if pay_type != "balance":
+                answer["order"] = await payments.open_order(uow, packet, pay_type)
+            await uow.commit()
+            return answer
+    except Exception as exc:
+        if client_key is None or not is_duplicate(exc):
+            raise
+    async with ctx.db.cursor() as cur:  # the same key created it a moment ago
+        return await created_again(ctx, await packets.by_client_key(cur, user_id, client_key))
+
+
+def created(packet: dict) -> dict:
+    return {"rp_id": packet["id"], "total": format_fen(packet["total"]),
+            "number": packet["number"], "pay_status": packet["pay_status"]}
+
+
+async def created_again(ctx: Context, packet: dict) -> dict:
+    """The answer to a repeated create: the same packet, and its order again."""
+    answer = created(packet)
+    if packet["pay_type"] != lifecycle.PAY_TYPES["balance"]:
+        async with ctx.db.cursor() as cur:
+            order = await storage_payments.order_of_packet(cur, packet["id"])
+        answer["order"] = payments.order_view(ctx, order, packet["intro"])
+    return answer
+
+
+async def check_recipient(cur, sender: int, type: int, for_id: int) -> int | None:
+    """Check who the packet is for; return the group's size (None for a personal packet)."""
+    if type == PERSONAL:
+        if for_id == sender:
+            raise Forbidden("a personal packet goes to someone else")
+        if not await people.get_user(cur, for_id):
+            raise NotFound(f"no user {for_id}")
+        return None
+    await access.check_member(cur, for_id, sender)
+    return await people.member_count(cur, for_id)
+
+
+async def pay(ctx: Context, user_id: int, rp_id: int) -> dict:
+    """Pay a packet from the sender's balance, then put it into its room."""
+    now = int(time.time())
+    async with UnitOfWork(ctx) as uow:
+        packet = await packets.get(uow.cur, rp_id)
+        check_payable(packet, user_id, "balance")
+        # Marking it paid first locks the packet, so a second pay waits and finds it paid.
+        if not await packets.mark_paid(uow.cur, rp_id, lifecycle.PAID, now,
+                                       now + ctx.settings.packet_ttl):
+            raise AlreadyPaid()
+        balance = await wallets.debit(uow.cur, user_id, packet["total"], "pay", str(rp_id), now)
+        if balance is None:
+            raise InsufficientBalance(f"balance is less than {format_fen(packet['total'])}")
+        summary = await chat.put_in_room(uow, await packets.get(uow.cur, rp_id), now)
+        uow.emit([user_room(user_id)], wallet_event(balance))
+        await uow.commit()
+    return {"balance": format_fen(balance), "packet": summary}
+
+
+def check_payable(packet: dict | None, user_id: int, pay_type: str) -> None:
+    if packet is None:
+        raise NotFound("no such packet")
+    if packet["user_id"] != user_id:
+        raise Forbidden("only the sender pays a packet")
+    if packet["pay_status"] != lifecycle.UNPAID:
+        raise AlreadyPaid()
+    if packet["pay_type"] != lifecycle.PAY_TYPES[pay_type]:
+        raise BadRequest(f"this packet is not paid by {pay_type}")
+
+
+async def detail(ctx: Context, user_id: int, rp_id: int) -> dict:
+    """The packet as its viewer sees it: totals, their own share, every grab."""
+    now = int(time.time())
+    async with ctx.db.cursor() as cur:
+        packet = await access.check_can_see(cur, await packets.get(cur, rp_id), user_id)
+        grabs = await packets.grabs(cur, rp_id)
+        names = await people.names(cur, [packet["user_id"]] + [g["user_id"] for g in grabs])
+    best_shown = views.shows_best(packet, now)
+    view = views.summary(packet, names, now)
+    view["grabbed_count"] = len(grabs)
+    view["grabbed_total"] = format_fen(sum(g["money"] for g in grabs))
+    if view["status"] == "finished":
+        view["expend_time"] = packet["expend_time"]
+    if packet["is_cli_handle"]:
+        view["return_money"] = format_fen(packet["return_money"])
+    mine = next((g for g in grabs if g["user_id"] == user_id), None)
+    return {
+        "packet": view,
+        "mine": views.share_mine(mine, best_shown),
+        "grabs": [{"user": views.person(g["user_id"], names), "money": format_fen(g["money"]),
+                   "time": g["update_time"], "is_good": best_shown and bool(g["is_good"])}
+                  for g in grabs],
+    }
+
+
+def year_span(year: int) -> tuple[int, int]:
+    start = datetime.datetime(year, 1, 1, tzinfo=CHINA)
+    return int(start.timestamp()), int(start.replace(year=year + 1).timestamp())
+
+
+async def sent_box(ctx: Context, user_id: int, year: int | None, before: str | None,
+                   limit: int) -> dict:
+    """我发出的红包: paid packets, newest first, with the year's count and total."""
+    now = int(time.time())
+    start, end = year_span(year or datetime.datetime.now(CHINA).year)
+    cursor = _cursor(before, parts=1)
+    async with ctx.db.cursor() as cur:
+        rows = await packets.sent(cur, user_id, start, end, cursor[0] if cursor else None, limit)
+        count, total = await packets.sent_totals(cur, user_id, start, end)
+        names = await people.names(cur, [user_id])
+    return {
+        "items": [views.summary(p, names, now) for p in rows],
+        "count": count,
+        "total": format_fen(total),
+        "next": str(rows[-1]["id"]) if len(rows) == limit else None,
+    }
+
+
+async def received_box(ctx: Context, user_id: int, year: int | None, before: str | None,
+                       limit: int) -> dict:
+    """我收到的红包: grabbed shares, newest first, with the year's count, total and best luck."""
+    now = int(time.time())
+    start, end = year_span(year or datetime.datetime.now(CHINA).year)
+    async with ctx.db.cursor() as cur:
+        rows = await packets.received(cur, user_id, start, end, _cursor(before, parts=2), limit)
+        count, total, best_luck = await packets.received_totals(cur, user_id, start, end)
+        found = await packets.get_many(cur, [r["rp_id"] for r in rows])
+        names = await people.names(cur, [p["user_id"] for p in found.values()])
+    items = []
+    for share in rows:
+        packet = found[share["rp_id"]]
+        item = views.summary(packet, names, now)
+        item.update(money=format_fen(share["money"]), time=share["update_time"],
+                    is_good=views.shows_best(packet, now) and bool(share["is_good"]))
+        items.append(item)
+    last = rows[-1] if len(rows) == limit else None
+    return {
+        "items": items,
+        "count": count,
+        "total": format_fen(total),
+        "best_luck": best_luck,
+        "next": f"{last['update_time']}.{last['id']}" if last else None,
+    }
+
+
+def _cursor(before, parts: int) -> tuple[int, ...] | None:
+    """Read a `next` cursor back: "ID" for the sent box, "TIME.ID" for the received one."""
+    if before is None:
+        return None
+    try:
+        values = tuple(int(p) for p in str(before).split("."))
+    except ValueError:
+        values = ()
+    if len(values) != parts or any(v < 0 for v in values):
+        raise BadRequest("before is not a cursor this list gave out")
+    return values

@@ -1,0 +1,147 @@
+"""Third-party payment (the original design's section 四): orders, the app's synchronous
+callback, the providers' notifications, and voiding packets whose payment never arrived.
+
+The synchronous callback only lets grabbing start (pay_status 2, shares not credited); money
+moves only on a verified notification. Every change of pay status is a conditional update, so
+any ordering of callback, notifications, repeats and time-outs moves money once.
+"""
+import secrets
+import time
+
+from rtserver import access, lifecycle
+from rtserver.chat import put_in_room
+from rtserver.context import Context
+from rtserver.errors import AlreadyPaid, BadRequest, Forbidden, InvalidAmount, NotFound
+from rtserver.hub import user_room
+from rtserver.money import format_fen
+from rtserver.providers import Notification
+from rtserver.uow import UnitOfWork
+from rtserver.wallet import wallet_event
+from storage import packets, payments, slots, wallets
+from storage.db import is_duplicate
+from storage.queue import SettlementQueue
+
+
+def provider_of(ctx: Context, name: str):
+    provider = ctx.providers.get(name)
+    if provider is None:
+        raise BadRequest(f"{name} is not configured on this server")
+    return provider
+
+
+async def open_order(uow: UnitOfWork, packet: dict, provider_name: str) -> dict:
+    """Record the payment order of a new packet and return what the app's SDK takes."""
+    out_trade_no = f"RP{packet['id']}T{secrets.token_hex(6)}"
+    await payments.insert_order(uow.cur, out_trade_no, packet["id"], provider_name,
+                                packet["total"], int(time.time()))
+    return order_view(uow.ctx, {"out_trade_no": out_trade_no, "provider": provider_name,
+                                "amount": packet["total"]}, packet["intro"])
+
+
+def order_view(ctx: Context, order: dict, subject: str) -> dict:
+    provider = provider_of(ctx, order["provider"])
+    return {"provider": order["provider"], "out_trade_no": order["out_trade_no"],
+            "amount": format_fen(order["amount"]),
+            **provider.order(order["out_trade_no"], order["amount"], subject)}
+
+
+async def sync_paid(ctx: Context, user_id: int, rp_id: int, result: dict) -> dict:
+    """The app says the payment app succeeded: let grabbing start, credit nothing yet."""
+    now = int(time.time())
+    async with UnitOfWork(ctx) as uow:
+        packet = await packets.get(uow.cur, rp_id)
+        if packet is None:
+            raise NotFound("no such packet")
+        if packet["user_id"] != user_id:
+            raise Forbidden("only the sender reports a payment")
+        if packet["pay_type"] == lifecycle.PAY_TYPES["balance"]:
+            raise BadRequest("this packet is paid from the balance: use packet.pay")
+        await payments.record_sync_result(uow.cur, rp_id, result)
+        if packet["pay_status"] == lifecycle.PAID:  # the notification came first
+            await uow.commit()
+            return {"pay_status": lifecycle.PAID}
+        opened = await packets.mark_paid(uow.cur, rp_id, lifecycle.AWAITING_SETTLEMENT, now,
+                                         now + ctx.settings.packet_ttl)
+        if opened:
+            await put_in_room(uow, await packets.get(uow.cur, rp_id), now)
+        await uow.commit()
+    if opened:
+        return {"pay_status": lifecycle.AWAITING_SETTLEMENT}
+    async with ctx.db.cursor() as cur:  # a notification may have paid it a moment ago
+        if await packets.pay_status(cur, rp_id) == lifecycle.PAID:
+            return {"pay_status": lifecycle.PAID}
+    raise AlreadyPaid()
+
+
+async def notified(ctx: Context, provider_name: str, headers, body: bytes) -> None:
+    """Verify a provider's notification and apply it, once; a repeat changes nothing.
+
+    Raises (and changes nothing) for a bad signature, an unknown order or a wrong amount.
+    """
+    provider = ctx.providers.get(provider_name)
+    if provider is None:
+        raise NotFound(f"{provider_name} is not configured on this server")
+    note = provider.verify(headers, body)
+    try:
+        async with UnitOfWork(ctx) as uow:
+            order = await payments.order(uow.cur, note.out_trade_no)
+            if order is None or order["provider"] != provider_name:
+                raise NotFound(f"unknown order {note.out_trade_no}")
+            if note.amount != order["amount"]:
+                raise InvalidAmount(f"paid {format_fen(note.amount)}, the order is for "
+                                    f"{format_fen(order['amount'])}")
+            await payments.record_notification(
+                uow.cur, provider_name, note.trade_no, note.out_trade_no, note.amount,
+                "accepted" if note.success else "unpaid", body.decode("utf-8", "replace"),
+                int(time.time()))
+            if note.success:
+                await apply_payment(uow, order, note, provider.pay_type)
+            await uow.commit()
+    except Exception as exc:
+        if not is_duplicate(exc):
+            raise
+
+
+async def apply_payment(uow: UnitOfWork, order: dict, note: Notification, pay_type: int) -> None:
+    """Money arrived for a packet: pay it, or, if it cannot take it any more, refund the sender."""
+    ctx, rp_id, now = uow.ctx, order["rp_id"], int(time.time())
+    if await packets.mark_paid(uow.cur, rp_id, lifecycle.PAID, now, now + ctx.settings.packet_ttl):
+        await packets.set_trade_no(uow.cur, rp_id, note.trade_no)
+        await put_in_room(uow, await packets.get(uow.cur, rp_id), now)
+    elif await packets.move_pay_status(uow.cur, rp_id, lifecycle.AWAITING_SETTLEMENT,
+                                       lifecycle.PAID):
+        await packets.set_trade_no(uow.cur, rp_id, note.trade_no)
+        uow.after_commit(lambda: SettlementQueue(ctx.redis, ctx.keys).put(rp_id))
+    else:
+        # Voided after its time-out, or paid already by another trade: the money is the sender's.
+        packet = await packets.get(uow.cur, rp_id)
+        balance = await wallets.credit(uow.cur, packet["user_id"], note.amount, "void_refund",
+                                       f"{order['provider']}:{note.trade_no}", now)
+        uow.emit([user_room(packet["user_id"])], wallet_event(balance))
+
+
+async def void_overdue(ctx: Context) -> int:
+    """Void every packet whose payment has not arrived within --payment-timeout."""
+    async with ctx.db.cursor() as cur:
+        overdue = await packets.awaiting_settlement_since(
+            cur, int(time.time()) - ctx.settings.payment_timeout, limit=500)
+    return sum([await void(ctx, rp_id) for rp_id in overdue])
+
+
+async def void(ctx: Context, rp_id: int) -> bool:
+    """Void one packet still awaiting settlement; True for the runner that did it."""
+    async with UnitOfWork(ctx) as uow:
+        if not await packets.move_pay_status(uow.cur, rp_id, lifecycle.AWAITING_SETTLEMENT,
+                                             lifecycle.VOIDED):
+            return False
+        packet = await packets.get(uow.cur, rp_id)
+        grabbers = [s["user_id"] for s in await packets.grabs(uow.cur, rp_id)]
+        event = {"ev": "packet.voided", "rp_id": rp_id}
+        uow.emit([user_room(uid) for uid in {packet["user_id"], *grabbers}], event)
+        uow.emit(access.packet_rooms(packet), {"ev": "packet.state", "rp_id": rp_id,
+                                               "status": "voided",
+                                               "grabbed_count": len(grabbers)})
+        uow.after_commit(lambda: slots.forget(ctx.redis, ctx.keys, rp_id))
+        await uow.commit()
+    return True
+

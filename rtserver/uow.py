@@ -1,0 +1,70 @@
+"""The unit of work: one transaction, and the events it sends once it has committed."""
+import logging
+
+from rtserver.context import Context
+from storage.errors import is_deadlock
+
+log = logging.getLogger("rtserver.uow")
+
+
+class UnitOfWork:
+    """`async with UnitOfWork(ctx) as uow:` … `await uow.commit()`; leaving without commit rolls back.
+
+    Events queued with `emit` go out only after the commit, so no client ever hears of money that
+    the database then refused; on rollback they are dropped. They, and the `after_commit`
+    callbacks, run once the transaction has given its connection back: a callback that needs the
+    database must never wait for a connection its own transaction still holds.
+    """
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self._tx = ctx.db.transaction()
+        self._events: list[tuple[list[str], dict]] = []
+        self._after: list = []
+
+    async def __aenter__(self) -> "UnitOfWork":
+        await self._tx.__aenter__()
+        self.cur = self._tx.cur
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self._tx.__aexit__(*exc_info)
+        if self._tx.committed:
+            await self._after_commit()
+
+    def emit(self, rooms: list[str], event: dict) -> None:
+        self._events.append((rooms, event))
+
+    def after_commit(self, callback) -> None:
+        """Run `await callback()` once committed (loading slots, queueing, cache changes)."""
+        self._after.append(callback)
+
+    async def commit(self) -> None:
+        await self._tx.commit()
+
+    async def _after_commit(self) -> None:
+        for callback in self._after:
+            try:
+                await callback()
+            except Exception:
+                # The money is committed; what follows is repaired by a sweep or a rebuild.
+                log.exception("after-commit step failed")
+        await publish(self.ctx, self._events)
+
+
+async def retrying(work, attempts: int = 3):
+    """Run `await work()`, again if the database picked it as a deadlock victim (it rolled back)."""
+    for attempt in range(attempts):
+        try:
+            return await work()
+        except Exception as exc:
+            if not is_deadlock(exc) or attempt == attempts - 1:
+                raise
+
+
+async def publish(ctx: Context, events: list[tuple[list[str], dict]]) -> None:
+    """Send events to their rooms on every node; a lost event is caught up from history."""
+    try:
+        await ctx.bus.publish(events)
+    except Exception:
+        log.exception("events not published")

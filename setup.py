@@ -1,0 +1,33 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="rtserver",
+    version="0.1.0",
+    description="Red packets (红包) for chat apps, served in real time over WebSockets",
+    python_requires=">=3.11",
+    packages=find_packages(include=["rtserver", "rtserver.*", "handlers", "handlers.*",
+                                    "storage", "storage.*", "jobs", "jobs.*"]),
+    package_data={"storage": ["migrations/*.sql", "scripts/*.lua"]},
+    install_requires=[
+        "tornado>=6.4,<7",
+        "aiomysql>=0.2,<0.4",
+        "PyMySQL>=1.1,<2",
+        "redis[hiredis]>=5.0,<9",
+        "msgpack>=1.0,<2",
+        "PyJWT>=2.8,<3",
+        "cryptography>=42",
+        "prometheus_client>=0.20,<1",
+        "uvloop>=0.19; sys_platform != 'win32'",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8,<10",
+            "pytest-tornado>=0.8,<0.9",
+            "hypothesis>=6.100,<7",
+            "setuptools<81",
+            "playwright>=1.40,<2",  # the browser tests; they drive the system's Chromium
+            "schemathesis>=4.32,<5",  # tests/test_openapi.py; 4.32 needs pytest<10, hypothesis<7
+        ],
+    },
+    entry_points={"console_scripts": ["rtserver = rtserver.cli:main"]},
+)

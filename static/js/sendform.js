@@ -1,0 +1,136 @@
+// 发红包: WeChat's three forms (拼手气 / 普通 in a group, one amount to a person), checked while
+// typing with the server's limits, then paid from the balance or through the sandbox provider.
+
+import { clear, h } from "./dom.js";
+import { checkPacket, formatFen, GROUP_LUCKY, GROUP_NORMAL, LIMITS, parseFen, PERSONAL } from "./money.js";
+import { watchSettlement } from "./packets.js";
+import { app, newClientKey, refusal, show } from "./state.js";
+
+let form = null;  // {room, type, clientKey}
+
+export function openSendForm(room) {
+  form = { room, type: room.type === "group" ? GROUP_LUCKY : PERSONAL, clientKey: newClientKey() };
+  render();
+  show("send");
+}
+
+function render() {
+  const page = document.getElementById("send");
+  const body = clear(page.querySelector(".send-body"));
+  const { room, type } = form;
+  const group = room.type === "group";
+  const amountLabel = type === GROUP_LUCKY ? "总金额" : type === GROUP_NORMAL ? "单个金额" : "金额";
+
+  const rows = [h("div.form-error#send-error", { hidden: true })];
+  if (group) {
+    rows.push(h("div.form-row",
+      h("label", { for: "rp-number" }, "红包个数"),
+      h("input#rp-number", { inputmode: "numeric", placeholder: "填写个数", autocomplete: "off" }),
+      h("span.unit", "个")));
+    if (room.members) rows.push(h("div.form-hint", `本群共${room.members}人`));
+  }
+  rows.push(h("div.form-row",
+    h("label", { for: "rp-amount" }, type === GROUP_LUCKY && h("span.pin", "拼"), amountLabel),
+    h("input#rp-amount", { inputmode: "decimal", placeholder: "¥0.00", autocomplete: "off" }),
+    h("span.unit", "元")));
+  if (group) {
+    const other = type === GROUP_LUCKY ? GROUP_NORMAL : GROUP_LUCKY;
+    rows.push(h("div.form-hint.switch",
+      type === GROUP_LUCKY ? "当前为拼手气红包，" : "当前为普通红包，",
+      h("a#rp-switch", { href: "#", on: { click: (e) => { e.preventDefault(); switchType(other); } } },
+        type === GROUP_LUCKY ? "改为普通红包" : "改为拼手气红包")));
+  }
+  rows.push(h("div.form-row.intro-row",
+    h("textarea#rp-intro", { rows: 2, placeholder: LIMITS.defaultIntro, maxlength: 60 })));
+  rows.push(h("div.form-row",
+    h("label", { for: "rp-pay" }, "支付方式"),
+    h("select#rp-pay",
+      h("option", { value: "balance" }, `零钱（余额¥${app.balance}）`),
+      h("option", { value: "sandbox" }, "沙箱支付（模拟第三方）"))));
+  rows.push(h("div.send-total", h("span.yen", "¥"), h("span#rp-total", "0.00")));
+  rows.push(h("button#rp-send.btn-red", { disabled: true, on: { click: send } }, "塞钱进红包"));
+  rows.push(h("p.send-foot", "未领取的红包，将于24小时后发起退款"));
+  body.append(...rows);
+  for (const id of ["rp-number", "rp-amount", "rp-intro"]) {
+    const el = document.getElementById(id);
+    if (el) el.addEventListener("input", onInput);
+  }
+}
+
+function switchType(type) {
+  const number = value("rp-number");
+  form.type = type;
+  render();
+  document.getElementById("rp-number").value = number;
+}
+
+function value(id) {
+  const el = document.getElementById(id);
+  return el ? el.value : "";
+}
+
+function current() {
+  return checkPacket({ type: form.type, number: value("rp-number"), amount: value("rp-amount"),
+    intro: value("rp-intro"), groupSize: form.room.members });
+}
+
+function onInput() {
+  // Changed fields make a different packet: a new idempotency key for it.
+  form.clientKey = newClientKey();
+  const check = current();
+  showError(check.error);
+  document.getElementById("rp-total").textContent = check.total === null ? "0.00" : formatFen(check.total);
+  document.getElementById("rp-send").disabled = !check.ready;
+}
+
+function showError(text) {
+  const el = document.getElementById("send-error");
+  el.textContent = text || "";
+  el.hidden = !text;
+}
+
+async function send() {
+  const check = current();
+  if (!check.ready) return;
+  const button = document.getElementById("rp-send");
+  button.disabled = true;
+  const payType = value("rp-pay");
+  const intro = value("rp-intro").trim();
+  // The amount field as the wire wants it: "5" → "5.00" (a lucky total, or each normal share).
+  const amount = formatFen(parseFen(value("rp-amount").trim()));
+  const args = { type: form.type, for_id: form.room.id, amount, pay_type: payType,
+    client_key: form.clientKey };
+  if (form.type !== PERSONAL) args.number = Number(value("rp-number"));
+  if (intro) args.intro = intro;
+  try {
+    const created = await app.conn.request("packet.create", args);
+    if (!created.ok) return showError(refusal(created));
+    const paid = payType === "sandbox" ? await paySandbox(created) : await app.conn.request("packet.pay", { rp_id: created.rp_id });
+    if (!paid.ok) return showError(refusal(paid));
+    show("room");
+  } finally {
+    button.disabled = !current().ready;
+  }
+}
+
+/**
+ * Pay through the sandbox provider as a phone app would: the payment app answers at once (the
+ * synchronous result, which we pass on with packet.sync_paid) and notifies the server later.
+ */
+async function paySandbox(created) {
+  let result;
+  try {
+    const response = await fetch("/sandbox/pay", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ out_trade_no: created.order.out_trade_no, status: "SUCCESS" }),
+    });
+    result = await response.json();
+    if (!response.ok) return { ok: false, code: result.code, message: result.message };
+  } catch (err) {
+    return { ok: false, code: "unavailable", message: String(err) };
+  }
+  const synced = await app.conn.request("packet.sync_paid", { rp_id: created.rp_id, result });
+  if (synced.ok && synced.pay_status === 2) watchSettlement(created.rp_id);
+  return synced;
+}

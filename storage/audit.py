@@ -1,0 +1,99 @@
+"""Read-only queries of the audit: the money figures, and every row that breaks a rule."""
+from storage.db import to_fen
+
+
+async def figures(cur) -> dict[str, int]:
+    """The sums, in fen, that conservation of money is checked on."""
+    async def total(sql: str) -> int:
+        await cur.execute(sql)
+        return to_fen((await cur.fetchone())["s"] or 0)
+
+    return {
+        "wallets": await total("SELECT SUM(balance) AS s FROM wallets"),
+        "deposits": await total("SELECT SUM(amount) AS s FROM wallet_ledger WHERE kind = 'deposit'"),
+        "paid_from_wallets": -await total(
+            "SELECT SUM(amount) AS s FROM wallet_ledger WHERE kind = 'pay'"),
+        "paid_by_providers": await total(
+            "SELECT SUM(n.amount) AS s FROM payment_notifications n"
+            " JOIN payment_orders o ON o.out_trade_no = n.out_trade_no"
+            " WHERE n.status = 'accepted'"),
+        "credited_shares": await total(
+            "SELECT SUM(money) AS s FROM red_packet_log WHERE is_into_account = 1"),
+        "refunded": await total(
+            "SELECT SUM(amount) AS s FROM wallet_ledger WHERE kind IN ('refund', 'void_refund')"),
+    }
+
+
+# Each query lists the rows that break one rule; an empty result means the rule holds.
+RULES = {
+    "wallet balance differs from the sum of its ledger":
+        "SELECT w.user_id, w.balance, COALESCE(SUM(l.amount), 0) AS ledger FROM wallets w"
+        " LEFT JOIN wallet_ledger l ON l.user_id = w.user_id GROUP BY w.user_id, w.balance"
+        " HAVING w.balance <> ledger",
+    "ledger rows for a user without a wallet":
+        "SELECT l.user_id, COUNT(*) AS n FROM wallet_ledger l LEFT JOIN wallets w"
+        " ON w.user_id = l.user_id WHERE w.user_id IS NULL GROUP BY l.user_id",
+    "packet shares do not add up to its total or number":
+        "SELECT p.id, p.total_money, p.number, COALESCE(SUM(s.money), 0) AS shares,"
+        " COUNT(s.id) AS n FROM red_packet p LEFT JOIN red_packet_log s ON s.rp_id = p.id"
+        " GROUP BY p.id, p.total_money, p.number"
+        " HAVING shares <> p.total_money OR n <> p.number",
+    "share both grabbed and refunded, or credited without a grabber":
+        "SELECT id, rp_id FROM red_packet_log"
+        " WHERE (user_id IS NOT NULL AND is_refunded = 1)"
+        " OR (is_into_account = 1 AND user_id IS NULL)",
+    "credited share without exactly its ledger row":
+        "SELECT s.id, s.money, l.amount FROM red_packet_log s LEFT JOIN wallet_ledger l"
+        " ON l.kind = 'grab' AND l.ref = s.id"
+        " WHERE s.is_into_account = 1 AND (l.id IS NULL OR l.amount <> s.money"
+        " OR l.user_id <> s.user_id)",
+    "grab ledger row for a share not credited":
+        "SELECT l.id, l.ref FROM wallet_ledger l LEFT JOIN red_packet_log s ON s.id = l.ref"
+        " WHERE l.kind = 'grab' AND (s.id IS NULL OR s.is_into_account = 0)",
+    "balance-paid packet without exactly its pay row":
+        "SELECT p.id FROM red_packet p LEFT JOIN wallet_ledger l ON l.kind = 'pay' AND l.ref = p.id"
+        " WHERE p.pay_type = 0 AND ((p.pay_status = 1 AND (l.id IS NULL"
+        " OR l.amount <> -p.total_money OR l.user_id <> p.user_id))"
+        " OR (p.pay_status <> 1 AND l.id IS NOT NULL))",
+    "provider-paid packet and its accepted payments disagree":
+        "SELECT p.id, p.pay_status, COALESCE(a.n, 0) AS accepted FROM red_packet p"
+        " JOIN payment_orders o ON o.rp_id = p.id LEFT JOIN (SELECT out_trade_no, COUNT(*) AS n"
+        " FROM payment_notifications WHERE status = 'accepted' GROUP BY out_trade_no) a"
+        " ON a.out_trade_no = o.out_trade_no"
+        " WHERE (p.pay_status = 1 AND COALESCE(a.n, 0) = 0)"
+        " OR (p.pay_status IN (0, 2) AND COALESCE(a.n, 0) > 0)",
+    "share credited on a packet that never got its money":
+        "SELECT s.id, s.rp_id FROM red_packet_log s JOIN red_packet p ON p.id = s.rp_id"
+        " WHERE s.is_into_account = 1 AND p.pay_status <> 1",
+    "refund booked differs from the packet's return_money":
+        "SELECT p.id, p.return_money, l.amount FROM red_packet p LEFT JOIN wallet_ledger l"
+        " ON l.kind = 'refund' AND l.ref = p.id"
+        " WHERE (l.id IS NULL AND p.return_money <> 0)"
+        " OR (l.id IS NOT NULL AND (l.amount <> p.return_money OR l.user_id <> p.user_id))",
+    "money returned for a provider payment that did not come in, or that paid its packet":
+        "SELECT l.id, l.ref, l.amount FROM wallet_ledger l LEFT JOIN payment_notifications n"
+        " ON n.status = 'accepted' AND CONCAT(n.provider, ':', n.trade_no) = l.ref"
+        " LEFT JOIN payment_orders o ON o.out_trade_no = n.out_trade_no"
+        " LEFT JOIN red_packet p ON p.id = o.rp_id"
+        " WHERE l.kind = 'void_refund' AND (n.id IS NULL OR l.amount <> n.amount"
+        " OR l.user_id <> p.user_id OR (p.pay_status = 1 AND p.trade_no = n.trade_no))",
+    "packet paid out more than it holds":
+        "SELECT p.id, p.total_money, COALESCE(SUM(s.money), 0) AS credited, p.return_money"
+        " FROM red_packet p LEFT JOIN red_packet_log s ON s.rp_id = p.id"
+        " AND s.is_into_account = 1 GROUP BY p.id, p.total_money, p.return_money"
+        " HAVING credited + p.return_money > p.total_money",
+    "refund differs from the shares refunded":
+        "SELECT p.id, p.return_money, COALESCE(SUM(s.money), 0) AS refunded FROM red_packet p"
+        " LEFT JOIN red_packet_log s ON s.rp_id = p.id AND s.is_refunded = 1"
+        " GROUP BY p.id, p.return_money HAVING p.return_money <> refunded",
+}
+
+
+async def broken_rules(cur) -> dict[str, list[dict]]:
+    found = {}
+    for rule, sql in RULES.items():
+        await cur.execute(sql + " LIMIT 20")
+        rows = list(await cur.fetchall())
+        if rows:
+            found[rule] = rows
+    return found

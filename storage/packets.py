@@ -1,0 +1,279 @@
+"""Red packets and their shares (red_packet, red_packet_log)."""
+from storage.db import to_decimal, to_fen
+
+PACKET_COLUMNS = ("id, user_id, for_id, pay_status, pay_type, trade_no, type, intro, number,"
+                  " total_money, single_money, return_money, is_cli_handle, expend_time, add_time,"
+                  " pay_time, expire_time, finish_time")
+# A share of a voided packet was never money: the received box leaves it out.
+NOT_VOIDED = "rp_id NOT IN (SELECT id FROM red_packet WHERE pay_status = 3)"
+SHARE_COLUMNS = ("id, rp_id, seq, user_id, money, is_good, is_into_account, is_refunded,"
+                 " update_time")
+
+
+def _packet(row: dict | None) -> dict | None:
+    if row is None:
+        return None
+    packet = dict(row)
+    packet["total"] = to_fen(packet.pop("total_money"))
+    packet["single"] = to_fen(packet.pop("single_money"))
+    packet["return_money"] = to_fen(packet["return_money"])
+    return packet
+
+
+def _share(row: dict | None) -> dict | None:
+    if row is None:
+        return None
+    share = dict(row)
+    share["money"] = to_fen(share["money"])
+    return share
+
+
+async def insert(cur, sender: int, for_id: int, type_: int, intro: str, number: int, total: int,
+                 single: int, pay_type: int, client_key: str | None, now: int) -> int:
+    """Insert an unpaid packet; a repeated (sender, client_key) raises IntegrityError."""
+    await cur.execute(
+        "INSERT INTO red_packet (user_id, for_id, type, intro, number, total_money, single_money,"
+        " pay_type, client_key, add_time) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (sender, for_id, type_, intro, number, to_decimal(total), to_decimal(single), pay_type,
+         client_key, now))
+    return cur.lastrowid
+
+
+async def insert_shares(cur, rp_id: int, amounts: list[int], now: int) -> None:
+    """Insert one share per amount; the k-th amount becomes the share of slot k."""
+    await cur.executemany(
+        "INSERT INTO red_packet_log (rp_id, seq, money, add_time) VALUES (%s, %s, %s, %s)",
+        [(rp_id, seq, to_decimal(money), now) for seq, money in enumerate(amounts, start=1)])
+
+
+async def by_client_key(cur, sender: int, client_key: str) -> dict | None:
+    await cur.execute(f"SELECT {PACKET_COLUMNS} FROM red_packet WHERE user_id = %s"
+                      " AND client_key = %s", (sender, client_key))
+    return _packet(await cur.fetchone())
+
+
+async def get(cur, rp_id: int) -> dict | None:
+    await cur.execute(f"SELECT {PACKET_COLUMNS} FROM red_packet WHERE id = %s", (rp_id,))
+    return _packet(await cur.fetchone())
+
+
+async def get_many(cur, rp_ids) -> dict[int, dict]:
+    ids = sorted(set(rp_ids))
+    if not ids:
+        return {}
+    await cur.execute(f"SELECT {PACKET_COLUMNS} FROM red_packet WHERE id IN"
+                      f" ({', '.join(['%s'] * len(ids))})", ids)
+    return {row["id"]: _packet(row) for row in await cur.fetchall()}
+
+
+async def mark_paid(cur, rp_id: int, pay_status: int, now: int, expire_time: int) -> bool:
+    """Move an unpaid packet to `pay_status`, once; False if it was not unpaid any more."""
+    await cur.execute(
+        "UPDATE red_packet SET pay_status = %s, pay_time = %s, expire_time = %s"
+        " WHERE id = %s AND pay_status = 0", (pay_status, now, expire_time, rp_id))
+    return cur.rowcount == 1
+
+
+async def pay_status(cur, rp_id: int) -> int:
+    await cur.execute("SELECT pay_status FROM red_packet WHERE id = %s", (rp_id,))
+    return (await cur.fetchone())["pay_status"]
+
+
+async def share_at(cur, rp_id: int, seq: int) -> dict | None:
+    await cur.execute(f"SELECT {SHARE_COLUMNS} FROM red_packet_log WHERE rp_id = %s AND seq = %s",
+                      (rp_id, seq))
+    return _share(await cur.fetchone())
+
+
+async def share_of(cur, rp_id: int, user_id: int) -> dict | None:
+    await cur.execute(f"SELECT {SHARE_COLUMNS} FROM red_packet_log WHERE rp_id = %s"
+                      " AND user_id = %s", (rp_id, user_id))
+    return _share(await cur.fetchone())
+
+
+async def shares(cur, rp_id: int) -> list[dict]:
+    await cur.execute(f"SELECT {SHARE_COLUMNS} FROM red_packet_log WHERE rp_id = %s ORDER BY seq",
+                      (rp_id,))
+    return [_share(row) for row in await cur.fetchall()]
+
+
+async def mark_credited(cur, share_id: int) -> bool:
+    await cur.execute("UPDATE red_packet_log SET is_into_account = 1"
+                      " WHERE id = %s AND is_into_account = 0", (share_id,))
+    return cur.rowcount == 1
+
+
+async def finish(cur, rp_id: int, now: int) -> bool:
+    """Record that the last share was taken; True only for the call that recorded it."""
+    await cur.execute(
+        "UPDATE red_packet SET finish_time = %s, expend_time = %s - pay_time"
+        " WHERE id = %s AND finish_time = 0", (now, now, rp_id))
+    return cur.rowcount == 1
+
+
+async def taken_but_unfinished(cur, rp_ids) -> list[int]:
+    """Grabbable packets among `rp_ids` whose every share is claimed but that are not finished."""
+    ids = sorted(set(rp_ids))
+    await cur.execute(
+        "SELECT p.id FROM red_packet p WHERE p.id IN"
+        f" ({', '.join(['%s'] * len(ids))}) AND p.finish_time = 0 AND p.pay_status IN (1, 2)"
+        " AND NOT EXISTS (SELECT 1 FROM red_packet_log s"
+        " WHERE s.rp_id = p.id AND s.user_id IS NULL)", ids)
+    return [row["id"] for row in await cur.fetchall()]
+
+
+async def mark_best(cur, share_id: int) -> None:
+    await cur.execute("UPDATE red_packet_log SET is_good = 1 WHERE id = %s", (share_id,))
+
+
+async def grabs(cur, rp_id: int) -> list[dict]:
+    """The grabbed shares of a packet, newest first."""
+    await cur.execute(f"SELECT {SHARE_COLUMNS} FROM red_packet_log WHERE rp_id = %s"
+                      " AND user_id IS NOT NULL ORDER BY update_time DESC, seq DESC", (rp_id,))
+    return [_share(row) for row in await cur.fetchall()]
+
+
+async def sent(cur, sender: int, start: int, end: int, before: int | None, limit: int) -> list[dict]:
+    """Paid packets a user sent in [start, end), newest first, ids below `before`."""
+    await cur.execute(
+        f"SELECT {PACKET_COLUMNS} FROM red_packet WHERE user_id = %s AND pay_status <> 0"
+        " AND pay_time >= %s AND pay_time < %s AND id < %s ORDER BY id DESC LIMIT %s",
+        (sender, start, end, before or 2**63, limit))
+    return [_packet(row) for row in await cur.fetchall()]
+
+
+async def sent_totals(cur, sender: int, start: int, end: int) -> tuple[int, int]:
+    await cur.execute(
+        "SELECT COUNT(*) AS n, SUM(total_money) AS s FROM red_packet WHERE user_id = %s"
+        " AND pay_status <> 0 AND pay_time >= %s AND pay_time < %s", (sender, start, end))
+    row = await cur.fetchone()
+    return row["n"], to_fen(row["s"] or 0)
+
+
+async def received(cur, user_id: int, start: int, end: int, before: tuple[int, int] | None,
+                   limit: int) -> list[dict]:
+    """Shares a user grabbed in [start, end), newest first, before the (time, id) cursor."""
+    after_time, after_id = before or (2**32, 2**63)
+    await cur.execute(
+        f"SELECT {SHARE_COLUMNS} FROM red_packet_log WHERE user_id = %s"
+        " AND update_time >= %s AND update_time < %s"
+        " AND (update_time < %s OR (update_time = %s AND id < %s))"
+        f" AND {NOT_VOIDED} ORDER BY update_time DESC, id DESC LIMIT %s",
+        (user_id, start, end, after_time, after_time, after_id, limit))
+    return [_share(row) for row in await cur.fetchall()]
+
+
+async def received_totals(cur, user_id: int, start: int, end: int) -> tuple[int, int, int]:
+    """(shares, money in fen, times best luck) a user grabbed in [start, end)."""
+    await cur.execute(
+        "SELECT COUNT(*) AS n, SUM(money) AS s, SUM(is_good) AS g FROM red_packet_log"
+        f" WHERE user_id = %s AND update_time >= %s AND update_time < %s AND {NOT_VOIDED}",
+        (user_id, start, end))
+    row = await cur.fetchone()
+    return row["n"], to_fen(row["s"] or 0), int(row["g"] or 0)
+
+
+async def move_pay_status(cur, rp_id: int, from_status: int, to_status: int) -> bool:
+    """Change the pay status only if it is still `from_status`; True for the call that did."""
+    await cur.execute("UPDATE red_packet SET pay_status = %s WHERE id = %s AND pay_status = %s",
+                      (to_status, rp_id, from_status))
+    return cur.rowcount == 1
+
+
+async def set_trade_no(cur, rp_id: int, trade_no: str) -> None:
+    await cur.execute("UPDATE red_packet SET trade_no = %s WHERE id = %s", (trade_no, rp_id))
+
+
+async def uncredited(cur, rp_id: int) -> list[dict]:
+    """Grabbed shares not yet credited to their grabbers."""
+    await cur.execute(f"SELECT {SHARE_COLUMNS} FROM red_packet_log WHERE rp_id = %s"
+                      " AND user_id IS NOT NULL AND is_into_account = 0 ORDER BY seq", (rp_id,))
+    return [_share(row) for row in await cur.fetchall()]
+
+
+async def awaiting_settlement_since(cur, before: int, limit: int) -> list[int]:
+    """Packets still in pay status 2 that were sync-paid before `before`."""
+    await cur.execute("SELECT id FROM red_packet WHERE pay_status = 2 AND pay_time < %s"
+                      " ORDER BY pay_time LIMIT %s", (before, limit))
+    return [row["id"] for row in await cur.fetchall()]
+
+
+async def with_uncredited_grabs(cur, grabbed_before: int, limit: int) -> list[int]:
+    """Paid packets holding shares grabbed before `grabbed_before` and still not credited."""
+    await cur.execute(
+        "SELECT DISTINCT s.rp_id FROM red_packet_log s JOIN red_packet p ON p.id = s.rp_id"
+        " WHERE s.is_into_account = 0 AND s.update_time > 0 AND s.update_time < %s"
+        " AND s.user_id IS NOT NULL AND p.pay_status = 1 LIMIT %s", (grabbed_before, limit))
+    return [row["rp_id"] for row in await cur.fetchall()]
+
+
+async def due_for_refund(cur, now: int, limit: int) -> list[int]:
+    """Paid packets past their expiry whose refund has not been done."""
+    await cur.execute("SELECT id FROM red_packet WHERE pay_status = 1 AND is_cli_handle = 0"
+                      " AND expire_time <= %s ORDER BY expire_time LIMIT %s", (now, limit))
+    return [row["id"] for row in await cur.fetchall()]
+
+
+async def claim_refund(cur, rp_id: int) -> bool:
+    """Take on the expiry refund of a packet; True for the one runner that does it."""
+    await cur.execute("UPDATE red_packet SET is_cli_handle = 1 WHERE id = %s AND pay_status = 1"
+                      " AND is_cli_handle = 0", (rp_id,))
+    return cur.rowcount == 1
+
+
+async def refund_free_shares(cur, rp_id: int) -> int:
+    """Mark every share nobody grabbed as refunded; return their money in fen."""
+    await cur.execute("UPDATE red_packet_log SET is_refunded = 1 WHERE rp_id = %s"
+                      " AND user_id IS NULL AND is_refunded = 0", (rp_id,))
+    await cur.execute("SELECT SUM(money) AS s FROM red_packet_log WHERE rp_id = %s"
+                      " AND is_refunded = 1", (rp_id,))
+    return to_fen((await cur.fetchone())["s"] or 0)
+
+
+async def set_return_money(cur, rp_id: int, fen: int) -> None:
+    await cur.execute("UPDATE red_packet SET return_money = %s WHERE id = %s",
+                      (to_decimal(fen), rp_id))
+
+
+async def with_unclaimed_shares(cur, paid_before: int, now: int, limit: int) -> list[int]:
+    """Grabbable packets paid before `paid_before` that still have unclaimed shares."""
+    await cur.execute(
+        "SELECT DISTINCT p.id FROM red_packet p JOIN red_packet_log s ON s.rp_id = p.id"
+        " WHERE p.pay_status IN (1, 2) AND p.is_cli_handle = 0 AND p.expire_time > %s"
+        " AND p.pay_time < %s AND s.user_id IS NULL AND s.is_refunded = 0"
+        " ORDER BY p.id DESC LIMIT %s", (now, paid_before, limit))
+    return [row["id"] for row in await cur.fetchall()]
+
+
+async def share_book(cur, rp_id: int) -> dict[int, tuple[int, int]]:
+    """seq → (share id, money in fen) of every share of a packet: fixed at creation."""
+    await cur.execute("SELECT id, seq, money FROM red_packet_log WHERE rp_id = %s", (rp_id,))
+    return {row["seq"]: (row["id"], to_fen(row["money"])) for row in await cur.fetchall()}
+
+
+async def pay_statuses(cur, rp_ids) -> dict[int, int]:
+    ids = sorted(set(rp_ids))
+    await cur.execute(f"SELECT id, pay_status FROM red_packet WHERE id IN"
+                      f" ({', '.join(['%s'] * len(ids))})", ids)
+    return {row["id"]: row["pay_status"] for row in await cur.fetchall()}
+
+
+async def claim_many(cur, claims: list[tuple[int, int, bool]], now: int) -> int:
+    """Give free shares to users in one statement: (share id, user id, credited now).
+
+    Returns how many rows changed; fewer than asked means some share was taken or refunded, or
+    its packet voided.
+    """
+    ids = [share_id for share_id, _, _ in claims]
+    users = " ".join("WHEN %s THEN %s" for _ in claims)
+    credited = " ".join("WHEN %s THEN %s" for _ in claims)
+    # Joining the packet makes a claim wait for, and then respect, a concurrent void.
+    await cur.execute(
+        f"UPDATE red_packet_log s JOIN red_packet p ON p.id = s.rp_id"
+        f" SET s.user_id = CASE s.id {users} END,"
+        f" s.is_into_account = CASE s.id {credited} END, s.update_time = %s"
+        f" WHERE s.id IN ({', '.join(['%s'] * len(ids))}) AND s.user_id IS NULL"
+        f" AND s.is_refunded = 0 AND p.pay_status IN (1, 2)",
+        [v for share_id, user_id, _ in claims for v in (share_id, user_id)]
+        + [v for share_id, _, paid in claims for v in (share_id, int(paid))] + [now] + ids)
+    return cur.rowcount

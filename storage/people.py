@@ -1,0 +1,87 @@
+"""Users, chat groups and members."""
+
+
+async def put_user(cur, user_id: int, name: str, now: int) -> None:
+    await cur.execute(
+        "INSERT INTO users (id, name, add_time) VALUES (%s, %s, %s) "
+        "ON DUPLICATE KEY UPDATE name = VALUES(name)", (user_id, name, now))
+    await cur.execute(
+        "INSERT IGNORE INTO wallets (user_id, balance, update_time) VALUES (%s, 0, %s)",
+        (user_id, now))
+
+
+async def get_user(cur, user_id: int) -> dict | None:
+    await cur.execute("SELECT id, name FROM users WHERE id = %s", (user_id,))
+    return await cur.fetchone()
+
+
+async def names(cur, user_ids) -> dict[int, str]:
+    ids = sorted(set(user_ids))
+    if not ids:
+        return {}
+    await cur.execute(f"SELECT id, name FROM users WHERE id IN ({', '.join(['%s'] * len(ids))})",
+                      ids)
+    return {row["id"]: row["name"] for row in await cur.fetchall()}
+
+
+async def missing_users(cur, user_ids) -> list[int]:
+    known = await names(cur, user_ids)
+    return sorted(set(user_ids) - set(known))
+
+
+async def put_group(cur, group_id: int, name: str, now: int) -> None:
+    await cur.execute(
+        "INSERT INTO chat_groups (id, name, add_time) VALUES (%s, %s, %s) "
+        "ON DUPLICATE KEY UPDATE name = VALUES(name)", (group_id, name, now))
+
+
+async def get_group(cur, group_id: int) -> dict | None:
+    await cur.execute("SELECT id, name FROM chat_groups WHERE id = %s", (group_id,))
+    return await cur.fetchone()
+
+
+async def member_ids(cur, group_id: int) -> list[int]:
+    await cur.execute("SELECT user_id FROM group_members WHERE group_id = %s ORDER BY user_id",
+                      (group_id,))
+    return [row["user_id"] for row in await cur.fetchall()]
+
+
+async def add_members(cur, group_id: int, user_ids, now: int) -> list[int]:
+    """Add members; return those who were not members before."""
+    before = set(await member_ids(cur, group_id))
+    added = sorted(set(user_ids) - before)
+    if added:
+        await cur.executemany(
+            "INSERT IGNORE INTO group_members (group_id, user_id, add_time) VALUES (%s, %s, %s)",
+            [(group_id, uid, now) for uid in added])
+    return added
+
+
+async def remove_members(cur, group_id: int, user_ids) -> list[int]:
+    removed = []
+    for uid in sorted(set(user_ids)):
+        await cur.execute("DELETE FROM group_members WHERE group_id = %s AND user_id = %s",
+                          (group_id, uid))
+        if cur.rowcount:
+            removed.append(uid)
+    return removed
+
+
+async def groups_of(cur, user_id: int) -> list[dict]:
+    """The user's groups with their member counts."""
+    await cur.execute(
+        "SELECT g.id, g.name, (SELECT COUNT(*) FROM group_members c WHERE c.group_id = g.id)"
+        " AS members FROM group_members m JOIN chat_groups g ON g.id = m.group_id"
+        " WHERE m.user_id = %s ORDER BY g.id", (user_id,))
+    return list(await cur.fetchall())
+
+
+async def is_member(cur, group_id: int, user_id: int) -> bool:
+    await cur.execute("SELECT 1 FROM group_members WHERE group_id = %s AND user_id = %s",
+                      (group_id, user_id))
+    return await cur.fetchone() is not None
+
+
+async def member_count(cur, group_id: int) -> int:
+    await cur.execute("SELECT COUNT(*) AS n FROM group_members WHERE group_id = %s", (group_id,))
+    return (await cur.fetchone())["n"]

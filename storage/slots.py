@@ -1,0 +1,134 @@
+"""Grab slots in Redis: the order in which grabbers take a packet's shares.
+
+MariaDB holds the money; Redis only decides, atomically and without touching SQL, who takes
+which share and who was too slow. Slot k is the share with seq = k.
+"""
+import asyncio
+import pathlib
+from dataclasses import dataclass
+
+from redis.asyncio import RedisCluster
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
+
+from storage.redis_client import Keys
+
+# Registered once and called by its SHA; reloaded by itself if Redis lost its script cache.
+GRAB = AsyncScript(None, (pathlib.Path(__file__).with_name("scripts") / "grab.lua").read_bytes())
+MISSING, TOO_SLOW, WON, ALREADY = -1, 0, 1, 2
+REBUILD_LOCK_MS = 5000
+
+
+@dataclass(frozen=True)
+class Take:
+    outcome: int
+    slot: int
+    left: int
+
+
+def _parts(keys: Keys, rp_id: int) -> list[str]:
+    return [keys.packet(rp_id, "meta"), keys.packet(rp_id, "slots"), keys.packet(rp_id, "grabbers")]
+
+
+class SlotTaker:
+    """Runs the grab scripts of concurrent grabs together: the grabs that arrive while the event
+    loop is busy go to Redis in one pipeline, one round trip instead of one each."""
+
+    def __init__(self, redis, keys: Keys):
+        self.redis, self.keys = redis, keys
+        self.pending: list = []
+
+    async def take(self, rp_id: int, user_id: int) -> Take:
+        answer = asyncio.get_running_loop().create_future()
+        self.pending.append((rp_id, user_id, answer))
+        if len(self.pending) == 1:  # the first of this turn of the loop sends them all
+            asyncio.ensure_future(self._send())
+        return await answer
+
+    async def _send(self) -> None:
+        batch, self.pending = self.pending, []
+        try:
+            results = await self._run(batch)
+        except Exception as exc:
+            results = [exc] * len(batch)
+        for (_, _, answer), result in zip(batch, results):
+            if answer.done():
+                continue
+            if isinstance(result, Exception):
+                answer.set_exception(result)
+            else:
+                outcome, slot, left = result
+                answer.set_result(Take(int(outcome), int(slot), int(left)))
+
+    async def _run(self, batch: list) -> list:
+        if isinstance(self.redis, RedisCluster):  # no pipelined scripts there: one call each
+            return await asyncio.gather(
+                *(GRAB(keys=_parts(self.keys, rp_id), args=[user_id], client=self.redis)
+                  for rp_id, user_id, _ in batch), return_exceptions=True)
+        results = await self._pipeline(batch)
+        if any(isinstance(r, NoScriptError) for r in results):  # Redis restarted or flushed
+            await self.redis.script_load(GRAB.script)
+            results = await self._pipeline(batch)
+        return results
+
+    async def _pipeline(self, batch: list) -> list:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for rp_id, user_id, _ in batch:
+                pipe.evalsha(GRAB.sha, 3, *_parts(self.keys, rp_id), user_id)
+            return await pipe.execute(raise_on_error=False)
+
+
+async def load(redis, keys: Keys, rp_id: int, meta: dict, free: list[int],
+               holders: dict[int, int], expire_at: int) -> None:
+    """Write a packet's slots in one transaction: its meta, the free slots, who holds which."""
+    meta_key, slots_key, grabbers_key = _parts(keys, rp_id)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.delete(meta_key, slots_key, grabbers_key)
+        pipe.hset(meta_key, mapping=meta)
+        if free:
+            pipe.rpush(slots_key, *free)
+        if holders:
+            pipe.hset(grabbers_key, mapping=holders)
+        for key in (meta_key, slots_key, grabbers_key):
+            pipe.expireat(key, expire_at)
+        await pipe.execute()
+
+
+async def meta(redis, keys: Keys, rp_id: int) -> dict[str, str]:
+    raw = await redis.hgetall(keys.packet(rp_id, "meta"))
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+async def holders(redis, keys: Keys, rp_id: int) -> dict[int, int]:
+    """Who holds which slot: user id → slot."""
+    raw = await redis.hgetall(keys.packet(rp_id, "grabbers"))
+    return {int(k): int(v) for k, v in raw.items()}
+
+
+async def release(redis, keys: Keys, rp_id: int, user_id: int) -> None:
+    """Forget a user's slot (its share went to someone else after a rebuild)."""
+    await redis.hdel(keys.packet(rp_id, "grabbers"), user_id)
+
+
+async def forget(redis, keys: Keys, rp_id: int) -> None:
+    await redis.delete(*_parts(keys, rp_id))
+
+
+async def lock_rebuild(redis, keys: Keys, rp_id: int) -> bool:
+    return bool(await redis.set(keys.packet(rp_id, "lock"), 1, nx=True, px=REBUILD_LOCK_MS))
+
+
+async def unlock_rebuild(redis, keys: Keys, rp_id: int) -> None:
+    await redis.delete(keys.packet(rp_id, "lock"))
+
+
+async def give_back(redis, keys: Keys, rp_id: int, user_id: int, taken: int, held: int) -> None:
+    """Return a slot a user took but cannot use, and record the slot they really hold."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.rpush(keys.packet(rp_id, "slots"), taken)
+        pipe.hset(keys.packet(rp_id, "grabbers"), user_id, held)
+        await pipe.execute()
+
+
+async def free_count(redis, keys: Keys, rp_id: int) -> int:
+    return await redis.llen(keys.packet(rp_id, "slots"))

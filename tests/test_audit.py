@@ -1,0 +1,68 @@
+"""`rtserver audit` finds money that does not add up (on a database of its own, broken on purpose)."""
+import dataclasses
+
+import pymysql
+import pytest
+
+from storage.db import MysqlUrl
+from storage.migrate import migrate
+from tests.conftest import run_cli
+
+
+@pytest.fixture
+def scratch(run_settings):
+    """A migrated database of this test's own, dropped afterwards."""
+    settings = dataclasses.replace(run_settings,
+                                   mysql_url=run_settings.mysql_url + "_audit")
+    migrate(settings.mysql_url)
+    u = MysqlUrl.parse(settings.mysql_url)
+    conn = pymysql.connect(host=u.host, port=u.port, user=u.user, password=u.password,
+                           database=u.database, autocommit=True)
+    yield settings, conn.cursor()
+    conn.cursor().execute(f"DROP DATABASE `{u.database}`")
+    conn.close()
+
+
+def test_audit_passes_on_money_that_adds_up(scratch):
+    settings, cur = scratch
+    cur.execute("INSERT INTO users VALUES (1, 'a', 0)")
+    cur.execute("INSERT INTO wallets VALUES (1, 5.00, 0)")
+    cur.execute("INSERT INTO wallet_ledger (user_id, kind, ref, amount, balance, add_time)"
+                " VALUES (1, 'deposit', 'd1', 5.00, 5.00, 0)")
+    result = run_cli(settings, "audit")
+    assert result.returncode == 0, result.stdout
+    assert "money put in (deposits + provider payments): 5.00" in result.stdout
+
+
+@pytest.mark.parametrize("breakage, rule", [
+    (["INSERT INTO wallets VALUES (2, 1.00, 0)"], "wallet balance differs"),
+    (["INSERT INTO red_packet (id, user_id, for_id, type, intro, number, total_money, add_time)"
+      " VALUES (9, 1, 1, 3, 'x', 2, 1.00, 0)",
+      "INSERT INTO red_packet_log (rp_id, seq, money, add_time) VALUES (9, 1, 0.50, 0)",
+      "INSERT INTO red_packet_log (rp_id, seq, money, add_time) VALUES (9, 2, 0.49, 0)"],
+     "packet shares do not add up"),
+    (["INSERT INTO red_packet (id, user_id, for_id, type, intro, number, total_money, add_time,"
+      " pay_status) VALUES (9, 1, 1, 3, 'x', 1, 1.00, 0, 1)",
+      "INSERT INTO red_packet_log (rp_id, seq, money, add_time) VALUES (9, 1, 1.00, 0)"],
+     "balance-paid packet without exactly its pay row"),
+    (["INSERT INTO wallets VALUES (2, 1.00, 0)",
+      "INSERT INTO wallet_ledger (user_id, kind, ref, amount, balance, add_time)"
+      " VALUES (2, 'void_refund', 'sandbox:T9', 1.00, 1.00, 0)"],
+     "money returned for a provider payment that did not come in"),
+    (["INSERT INTO red_packet (id, user_id, for_id, type, intro, number, total_money, add_time,"
+      " return_money, is_cli_handle) VALUES (9, 1, 1, 3, 'x', 1, 1.00, 0, 1.00, 1)",
+      "INSERT INTO red_packet_log (rp_id, seq, money, add_time, is_refunded)"
+      " VALUES (9, 1, 1.00, 0, 1)",
+      "UPDATE wallets SET balance = 7.00 WHERE user_id = 1",
+      "INSERT INTO wallet_ledger (user_id, kind, ref, amount, balance, add_time)"
+      " VALUES (1, 'refund', '9', 2.00, 7.00, 0)"],
+     "refund booked differs"),
+])
+def test_audit_fails_on_money_that_does_not(scratch, breakage, rule):
+    settings, cur = scratch
+    test_audit_passes_on_money_that_adds_up(scratch)
+    for statement in breakage:
+        cur.execute(statement)
+    result = run_cli(settings, "audit")
+    assert result.returncode == 1
+    assert f"MISMATCH: {rule}" in result.stdout
