@@ -12,14 +12,14 @@ import logging
 import time
 from dataclasses import dataclass
 
-from rtserver import access, lifecycle, views
+from rtserver import views
 from rtserver.context import Context
+from rtserver.finishing import Finisher
 from rtserver.hub import user_room
-from rtserver.limits import GROUP_LUCKY
 from rtserver.money import format_fen
-from rtserver.uow import UnitOfWork, publish, retrying
+from rtserver.uow import UnitOfWork, retrying
 from rtserver.wallet import wallet_event
-from storage import packets, people, slots, wallets
+from storage import grabs, packets, people, slots
 from storage.db import is_duplicate
 from storage.errors import is_deadlock
 
@@ -50,6 +50,7 @@ class Booker:
         self.ctx = ctx
         self.queue: asyncio.Queue | None = None
         self.writers: list[asyncio.Task] = []
+        self.finisher = Finisher(ctx)
 
     async def book(self, meta: dict, rp_id: int, user_id: int, slot: int, last: bool):
         """Book the share of a taken slot; None when that share went to someone else."""
@@ -65,6 +66,7 @@ class Booker:
         for writer in self.writers:
             writer.cancel()
         await asyncio.gather(*self.writers, return_exceptions=True)
+        await self.finisher.close()
 
     async def _write(self) -> None:
         while True:
@@ -83,6 +85,7 @@ class Booker:
                     claim.answer.set_exception(answer)
                 else:
                     claim.answer.set_result(answer)
+            self.finisher.check({c.rp_id: c.meta["type"] for c in batch})
 
     async def _book_batch(self, batch: list[Claim]) -> list:
         try:
@@ -121,65 +124,32 @@ async def book_alone(ctx: Context, claim: Claim) -> dict | None:
 
 async def book_together(ctx: Context, claims: list[Claim]) -> list[dict]:
     """Claim, credit and record every claim in one transaction, or raise Conflict."""
-    now = int(time.time())
-    rp_ids = {c.rp_id for c in claims}
     async with UnitOfWork(ctx) as uow:
-        books = {rp_id: await share_book(ctx, uow.cur, rp_id) for rp_id in rp_ids}
-        paid = {rp_id: status == lifecycle.PAID
-                for rp_id, status in (await packets.pay_statuses(uow.cur, rp_ids)).items()}
-        shares = [books[c.rp_id][c.seq] for c in claims]  # (share id, money)
-        rows = [(share_id, c.user_id, paid[c.rp_id]) for c, (share_id, _) in zip(claims, shares)]
-        if await packets.claim_many(uow.cur, rows, now) != len(rows):
+        share_ids = [(await share_ids_of(ctx, uow.cur, c.rp_id))[c.seq] for c in claims]
+        claimed, booked = await grabs.book(uow.cur, [(share_id, c.user_id) for c, share_id
+                                                     in zip(claims, share_ids)], int(time.time()))
+        if claimed != len(claims):
             raise Conflict()
-        credits = [(c.user_id, money, "grab", str(share_id))
-                   for c, (share_id, money) in zip(claims, shares) if paid[c.rp_id]]
-        if credits:
-            balances = await wallets.credit_many(uow.cur, credits, now)
-            latest = dict(zip((uid for uid, *_ in credits), balances))
-            for user_id, balance in latest.items():
-                uow.emit([user_room(user_id)], wallet_event(balance))
-        by_packet = {c.rp_id: c for c in claims}
-        uow.after_commit(lambda: finish_taken(ctx, list(by_packet.values()), books))
+        shares = {share["id"]: share for share in booked}
+        credited = {s["user_id"]: s["balance"] for s in booked if s["is_into_account"]}
+        for user_id, balance in credited.items():
+            uow.emit([user_room(user_id)], wallet_event(balance))
         names = await names_of(ctx, uow.cur, {c.user_id for c in claims}
                                | {c.meta["sender"] for c in claims})
-        for c, (_, money) in zip(claims, shares):
-            emit_grabbed(uow, c, money, names)
+        for c, share_id in zip(claims, share_ids):
+            emit_grabbed(uow, c, shares[share_id]["money"], names)
         await uow.commit()
-    return [{"result": "ok", "money": format_fen(money), "into_account": paid[c.rp_id]}
-            for c, (_, money) in zip(claims, shares)]
+    return [{"result": "ok", "money": format_fen(shares[share_id]["money"]),
+             "into_account": bool(shares[share_id]["is_into_account"])} for share_id in share_ids]
 
 
-async def finish_taken(ctx: Context, claims: list[Claim], books: dict) -> None:
-    """Finish the packets of a committed batch that have no free share left.
-
-    Not only the claim of the last slot: a slot taken before it may be booked after it (by the
-    other writer, on another node, or by the orphan sweep), and that booking is then the one
-    that takes the last free share. Read as committed, outside any transaction: whichever
-    booking commits last sees no free share, and the guarded update lets one finisher win.
-    """
-    async with ctx.db.cursor() as cur:
-        taken = await packets.taken_but_unfinished(cur, [c.rp_id for c in claims])
-    for claim in (c for c in claims if c.rp_id in taken):
-        async with UnitOfWork(ctx) as uow:
-            if await packets.finish(uow.cur, claim.rp_id, int(time.time())):
-                if claim.meta["type"] == GROUP_LUCKY:
-                    await packets.mark_best(uow.cur, best_of(books[claim.rp_id]))
-                uow.after_commit(lambda rp_id=claim.rp_id: announce_finished(ctx, rp_id))
-            await uow.commit()
-
-
-def best_of(book: dict) -> int:
-    """The id of the share that is 手气最佳, from a packet's share book."""
-    return lifecycle.best_share([{"id": share_id, "seq": seq, "money": money}
-                                 for seq, (share_id, money) in book.items()])["id"]
-
-
-async def share_book(ctx: Context, cur, rp_id: int) -> dict:
-    book = ctx.caches.shares.get(rp_id)
-    if book is None:
-        book = await packets.share_book(cur, rp_id)
-        ctx.caches.shares.put(rp_id, book)
-    return book
+async def share_ids_of(ctx: Context, cur, rp_id: int) -> dict[int, int]:
+    """A packet's share ids by slot: fixed at creation, so kept once read."""
+    ids = ctx.caches.shares.get(rp_id)
+    if ids is None:
+        ids = await packets.share_ids(cur, rp_id)
+        ctx.caches.shares.put(rp_id, ids)
+    return ids
 
 
 async def names_of(ctx: Context, cur, user_ids) -> dict[int, str]:
@@ -226,23 +196,3 @@ async def settled_elsewhere(ctx: Context, rp_id: int, user_id: int, seq: int) ->
     if share["is_refunded"]:
         return {"result": "expired"}
     return None
-
-
-async def announce_finished(ctx: Context, rp_id: int) -> None:
-    """Tell the room the packet is empty, with its best luck when it is a lucky one."""
-    async with ctx.db.cursor() as cur:
-        packet = await packets.get(cur, rp_id)
-        shares = await packets.shares(cur, rp_id)
-    event = {"ev": "packet.state", "rp_id": rp_id, "status": "finished",
-             "grabbed_count": packet["number"], "expend_time": packet["expend_time"]}
-    if packet["type"] == GROUP_LUCKY:
-        best = lifecycle.best_share(shares)
-        # Its grabber may still be writing their share; Redis knows who took that slot.
-        holder = best["user_id"] or next(
-            (uid for uid, seq in (await slots.holders(ctx.redis, ctx.keys, rp_id)).items()
-             if seq == best["seq"]), None)
-        async with ctx.db.cursor() as cur:
-            names = await people.names(cur, [holder] if holder else [])
-        event["best"] = {"user": views.person(holder, names) if holder else None,
-                         "money": format_fen(best["money"])}
-    await publish(ctx, [(access.packet_rooms(packet), event)])

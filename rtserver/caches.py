@@ -58,6 +58,6 @@ class Cache:
 class Caches:
     def __init__(self):
         self.packets = Cache(50_000)  # rp_id → slot meta
-        self.shares = Cache(50_000)  # rp_id → {seq: (share id, money)}
+        self.shares = Cache(50_000)  # rp_id → {seq: share id}
         self.members = Cache(50_000, MEMBERS_TTL)  # group id → set of user ids
         self.names = Cache(500_000, NAMES_TTL)  # user id → name

@@ -30,6 +30,10 @@ RULES = {
         "SELECT w.user_id, w.balance, COALESCE(SUM(l.amount), 0) AS ledger FROM wallets w"
         " LEFT JOIN wallet_ledger l ON l.user_id = w.user_id GROUP BY w.user_id, w.balance"
         " HAVING w.balance <> ledger",
+    "ledger row whose balance is not the running total of its user's movements":
+        "SELECT id, user_id, balance, running FROM (SELECT id, user_id, balance,"
+        " SUM(amount) OVER (PARTITION BY user_id ORDER BY id) AS running FROM wallet_ledger) l"
+        " WHERE balance <> running",
     "ledger rows for a user without a wallet":
         "SELECT l.user_id, COUNT(*) AS n FROM wallet_ledger l LEFT JOIN wallets w"
         " ON w.user_id = l.user_id WHERE w.user_id IS NULL GROUP BY l.user_id",

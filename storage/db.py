@@ -116,6 +116,19 @@ class Database:
         await self.pool.wait_closed()
 
 
+async def run_together(cur, statements: list[tuple[str, list]]) -> list[tuple[int, list]]:
+    """Send several statements in one round trip; return each one's (rows affected, rows).
+
+    Every result is read, even the ones not wanted: a connection with results left unread
+    cannot be used again. A failing statement stops the ones after it and raises here.
+    """
+    await cur.execute(";\n".join(cur.mogrify(sql, args) for sql, args in statements))
+    results = [(cur.rowcount, await cur.fetchall())]
+    while await cur.nextset():
+        results.append((cur.rowcount, await cur.fetchall()))
+    return results
+
+
 class Transaction:
     """BEGIN on enter; leaving without `commit()` rolls back. `cur` is a dict cursor."""
 

@@ -245,35 +245,7 @@ async def with_unclaimed_shares(cur, paid_before: int, now: int, limit: int) -> 
     return [row["id"] for row in await cur.fetchall()]
 
 
-async def share_book(cur, rp_id: int) -> dict[int, tuple[int, int]]:
-    """seq → (share id, money in fen) of every share of a packet: fixed at creation."""
-    await cur.execute("SELECT id, seq, money FROM red_packet_log WHERE rp_id = %s", (rp_id,))
-    return {row["seq"]: (row["id"], to_fen(row["money"])) for row in await cur.fetchall()}
-
-
-async def pay_statuses(cur, rp_ids) -> dict[int, int]:
-    ids = sorted(set(rp_ids))
-    await cur.execute(f"SELECT id, pay_status FROM red_packet WHERE id IN"
-                      f" ({', '.join(['%s'] * len(ids))})", ids)
-    return {row["id"]: row["pay_status"] for row in await cur.fetchall()}
-
-
-async def claim_many(cur, claims: list[tuple[int, int, bool]], now: int) -> int:
-    """Give free shares to users in one statement: (share id, user id, credited now).
-
-    Returns how many rows changed; fewer than asked means some share was taken or refunded, or
-    its packet voided.
-    """
-    ids = [share_id for share_id, _, _ in claims]
-    users = " ".join("WHEN %s THEN %s" for _ in claims)
-    credited = " ".join("WHEN %s THEN %s" for _ in claims)
-    # Joining the packet makes a claim wait for, and then respect, a concurrent void.
-    await cur.execute(
-        f"UPDATE red_packet_log s JOIN red_packet p ON p.id = s.rp_id"
-        f" SET s.user_id = CASE s.id {users} END,"
-        f" s.is_into_account = CASE s.id {credited} END, s.update_time = %s"
-        f" WHERE s.id IN ({', '.join(['%s'] * len(ids))}) AND s.user_id IS NULL"
-        f" AND s.is_refunded = 0 AND p.pay_status IN (1, 2)",
-        [v for share_id, user_id, _ in claims for v in (share_id, user_id)]
-        + [v for share_id, _, paid in claims for v in (share_id, int(paid))] + [now] + ids)
-    return cur.rowcount
+async def share_ids(cur, rp_id: int) -> dict[int, int]:
+    """seq → share id, for every share of a packet: fixed at creation."""
+    await cur.execute("SELECT id, seq FROM red_packet_log WHERE rp_id = %s", (rp_id,))
+    return {row["seq"]: row["id"] for row in await cur.fetchall()}

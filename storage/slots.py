@@ -132,3 +132,11 @@ async def give_back(redis, keys: Keys, rp_id: int, user_id: int, taken: int, hel
 
 async def free_count(redis, keys: Keys, rp_id: int) -> int:
     return await redis.llen(keys.packet(rp_id, "slots"))
+
+
+async def drained(redis, keys: Keys, rp_ids: list[int]) -> list[int]:
+    """The packets among `rp_ids` with no free slot left (or no slots in Redis at all)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for rp_id in rp_ids:
+            pipe.llen(keys.packet(rp_id, "slots"))
+        return [rp_id for rp_id, free in zip(rp_ids, await pipe.execute()) if free == 0]

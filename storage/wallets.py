@@ -10,7 +10,14 @@ async def balance(cur, user_id: int) -> int:
 
 async def credit(cur, user_id: int, fen: int, kind: str, ref: str, now: int) -> int:
     """Add money and book it; return the new balance. A repeated (kind, ref) raises IntegrityError."""
-    return (await credit_many(cur, [(user_id, fen, kind, ref)], now))[0]
+    await cur.execute(
+        "INSERT INTO wallets (user_id, balance, update_time) VALUES (%s, %s, %s)"
+        " ON DUPLICATE KEY UPDATE balance = balance + VALUES(balance),"
+        " update_time = VALUES(update_time)", (user_id, to_decimal(fen), now))
+    # The wallet row is locked by the statement above, so this read is this transaction's own.
+    new_balance = await balance(cur, user_id)
+    await _ledger(cur, user_id, fen, kind, ref, new_balance, now)
+    return new_balance
 
 
 async def debit(cur, user_id: int, fen: int, kind: str, ref: str, now: int) -> int | None:
@@ -23,7 +30,7 @@ async def debit(cur, user_id: int, fen: int, kind: str, ref: str, now: int) -> i
         return None
     # The wallet row is locked by the update above, so this read is this transaction's own.
     new_balance = await balance(cur, user_id)
-    await _ledger(cur, [(user_id, -fen, kind, ref)], [new_balance], now)
+    await _ledger(cur, user_id, -fen, kind, ref, new_balance, now)
     return new_balance
 
 
@@ -35,37 +42,9 @@ async def movement(cur, kind: str, ref: str) -> dict | None:
     return row and {"user_id": row["user_id"], "amount": to_fen(row["amount"])}
 
 
-async def credit_many(cur, movements: list[tuple[int, int, str, str]], now: int) -> list[int]:
-    """Book several credits (user id, fen, kind, ref) at once; return each one's balance after.
-
-    Wallets are updated in user-id order, so concurrent batches lock them in the same order.
-    """
-    per_user: dict[int, int] = {}
-    for user_id, fen, _, _ in movements:
-        per_user[user_id] = per_user.get(user_id, 0) + fen
-    users = sorted(per_user)
-    await cur.execute(
-        "INSERT INTO wallets (user_id, balance, update_time) VALUES "
-        + ", ".join(["(%s, %s, %s)"] * len(users))
-        + " ON DUPLICATE KEY UPDATE balance = balance + VALUES(balance),"
-          " update_time = VALUES(update_time)",
-        [v for uid in users for v in (uid, to_decimal(per_user[uid]), now)])
-    await cur.execute(f"SELECT user_id, balance FROM wallets WHERE user_id IN"
-                      f" ({', '.join(['%s'] * len(users))})", users)
-    running = {row["user_id"]: to_fen(row["balance"]) - per_user[row["user_id"]]
-               for row in await cur.fetchall()}
-    after = []
-    for user_id, fen, _, _ in movements:
-        running[user_id] += fen
-        after.append(running[user_id])
-    await _ledger(cur, movements, after, now)
-    return after
-
-
-async def _ledger(cur, movements: list[tuple[int, int, str, str]], balances: list[int],
+async def _ledger(cur, user_id: int, fen: int, kind: str, ref: str, balance_after: int,
                   now: int) -> None:
     await cur.execute(
-        "INSERT INTO wallet_ledger (user_id, kind, ref, amount, balance, add_time) VALUES "
-        + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(movements)),
-        [v for (uid, fen, kind, ref), balance in zip(movements, balances)
-         for v in (uid, kind, ref, to_decimal(fen), to_decimal(balance), now)])
+        "INSERT INTO wallet_ledger (user_id, kind, ref, amount, balance, add_time)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (user_id, kind, ref, to_decimal(fen), to_decimal(balance_after), now))

@@ -45,6 +45,10 @@ def test_audit_passes_on_money_that_adds_up(scratch):
       " pay_status) VALUES (9, 1, 1, 3, 'x', 1, 1.00, 0, 1)",
       "INSERT INTO red_packet_log (rp_id, seq, money, add_time) VALUES (9, 1, 1.00, 0)"],
      "balance-paid packet without exactly its pay row"),
+    (["UPDATE wallets SET balance = 7.00 WHERE user_id = 1",
+      "INSERT INTO wallet_ledger (user_id, kind, ref, amount, balance, add_time)"
+      " VALUES (1, 'deposit', 'd2', 2.00, 2.00, 0)"],
+     "ledger row whose balance is not the running total"),
     (["INSERT INTO wallets VALUES (2, 1.00, 0)",
       "INSERT INTO wallet_ledger (user_id, kind, ref, amount, balance, add_time)"
       " VALUES (2, 'void_refund', 'sandbox:T9', 1.00, 1.00, 0)"],

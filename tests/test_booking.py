@@ -1,0 +1,65 @@
+"""Group commit of grabs: one user's shares of several packets booked in one transaction keep
+every ledger row's balance, every wallet event and every reply exact."""
+import asyncio
+
+import pytest
+
+from rtserver.booking import Claim, book_together
+from rtserver.slots import load_slots
+from storage import slots
+from tests.test_packets import cents, create_and_pay, group_with
+
+
+async def grab_ledger(ctx, user_id: int) -> list[tuple[int, int]]:
+    """(amount, balance after) of a user's grab rows, in the order they were booked."""
+    async with ctx.db.cursor() as cur:
+        await cur.execute("SELECT amount, balance FROM wallet_ledger WHERE user_id = %s"
+                          " AND kind = 'grab' ORDER BY id", (user_id,))
+        return [(cents(str(r["amount"])), cents(str(r["balance"]))) for r in await cur.fetchall()]
+
+
+@pytest.mark.gen_test
+async def test_shares_of_one_user_in_one_batch_have_running_balances(admin, connect, ctx, audit):
+    gid, (sender, taker), (s, t) = await group_with(admin, connect, 2, "10.00")
+    rp_ids = [await create_and_pay(s, type=3, for_id=gid, number=2, amount=amount)
+              for amount in ("1.00", "2.00", "3.00")]
+    claims = []
+    for rp_id in rp_ids:
+        meta = await load_slots(ctx, rp_id)
+        take = await ctx.taker.take(rp_id, taker)
+        assert take.outcome == slots.WON
+        claims.append(Claim(meta, rp_id, taker, take.slot, False,
+                            asyncio.get_running_loop().create_future()))
+
+    answers = await book_together(ctx, claims)
+
+    won = [cents(a["money"]) for a in answers]
+    assert all(a["result"] == "ok" and a["into_account"] for a in answers)
+    ledger = await grab_ledger(ctx, taker)
+    assert sorted(amount for amount, _ in ledger) == sorted(won)
+    running = 1000
+    for amount, balance in ledger:
+        running += amount
+        assert balance == running
+    assert cents((await t.request("wallet.get"))["balance"]) == 1000 + sum(won)
+    audit()
+
+
+@pytest.mark.gen_test
+async def test_one_user_grabbing_many_packets_at_once_gets_every_fen(admin, connect, ctx, audit):
+    gid, (sender, taker), (s, t) = await group_with(admin, connect, 2, "50.00")
+    rp_ids = [await create_and_pay(s, type=3, for_id=gid, number=2, amount="4.00")
+              for _ in range(6)]
+    phones = [t] + [await connect(taker) for _ in range(5)]
+
+    answers = await asyncio.gather(*(phone.request("packet.grab", rp_id=rp_id)
+                                     for phone, rp_id in zip(phones, rp_ids)))
+
+    won = sum(cents(a["money"]) for a in answers)
+    assert all(a["result"] == "ok" for a in answers)
+    balance = 5000 + won
+    assert cents((await t.request("wallet.get"))["balance"]) == balance
+    await t.request("ping")  # every event of the grabs has arrived before this reply
+    assert cents(t.named("wallet")[-1]["balance"]) == balance
+    assert [b for _, b in await grab_ledger(ctx, taker)][-1] == balance
+    audit()
