@@ -85,7 +85,7 @@ class Booker:
                     claim.answer.set_exception(answer)
                 else:
                     claim.answer.set_result(answer)
-            self.finisher.check({c.rp_id: c.meta["type"] for c in batch})
+            self.finisher.check(c.rp_id for c in batch)
 
     async def _book_batch(self, batch: list[Claim]) -> list:
         try:

@@ -16,7 +16,7 @@ from rtserver import access, lifecycle, views
 from rtserver.context import Context
 from rtserver.limits import GROUP_LUCKY
 from rtserver.money import format_fen
-from rtserver.uow import UnitOfWork, publish
+from rtserver.uow import UnitOfWork
 from storage import packets, people, slots
 
 log = logging.getLogger("rtserver.finishing")
@@ -29,12 +29,12 @@ class Finisher:
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.waiting: dict[int, int] = {}  # rp_id → packet type
+        self.waiting: set[int] = set()
         self.wake = asyncio.Event()
         self.task: asyncio.Task | None = None
 
-    def check(self, types: dict[int, int]) -> None:
-        self.waiting.update(types)
+    def check(self, rp_ids) -> None:
+        self.waiting.update(rp_ids)
         self.wake.set()
         if self.task is None:
             self.task = asyncio.ensure_future(self._run())
@@ -51,48 +51,42 @@ class Finisher:
         while True:
             await self.wake.wait()
             self.wake.clear()
-            types, self.waiting = self.waiting, {}
+            rp_ids, self.waiting = self.waiting, set()
             try:
-                await finish_taken(self.ctx, types)
+                await finish_taken(self.ctx, rp_ids)
             except Exception:
                 log.exception("finishing packets failed; checking them again shortly")
-                self.waiting = {**types, **self.waiting}
+                self.waiting |= rp_ids
                 await asyncio.sleep(RETRY_AFTER)
                 self.wake.set()
 
 
-async def finish_taken(ctx: Context, types: dict[int, int]) -> None:
-    """Finish those of the packets (rp_id → type) that have no free share left."""
+async def finish_taken(ctx: Context, rp_ids) -> None:
+    """Finish those of the packets that have no free share left."""
     # A share is booked only after its slot was taken: while a packet still has a free slot in
     # Redis, it has a free share too, and MariaDB need not be asked.
-    drained = await slots.drained(ctx.redis, ctx.keys, list(types))
+    drained = await slots.drained(ctx.redis, ctx.keys, sorted(rp_ids))
     if not drained:
         return
     async with ctx.db.cursor() as cur:
         taken = await packets.taken_but_unfinished(cur, drained)
     for rp_id in taken:
-        await finish(ctx, rp_id, types[rp_id])
+        await finish(ctx, rp_id)
 
 
-async def finish(ctx: Context, rp_id: int, type_: int) -> None:
+async def finish(ctx: Context, rp_id: int) -> None:
+    """Record the finish, mark the best luck of a lucky packet, and tell the room."""
     async with UnitOfWork(ctx) as uow:
-        if await packets.finish(uow.cur, rp_id, int(time.time())):
-            if type_ == GROUP_LUCKY:
-                best = lifecycle.best_share(await packets.shares(uow.cur, rp_id))
-                await packets.mark_best(uow.cur, best["id"])
-            uow.after_commit(lambda: announce_finished(ctx, rp_id))
-        await uow.commit()
-
-
-async def announce_finished(ctx: Context, rp_id: int) -> None:
-    """Tell the room the packet is empty, with its best luck when it is a lucky one."""
-    async with ctx.db.cursor() as cur:
-        packet = await packets.get(cur, rp_id)
+        if not await packets.finish(uow.cur, rp_id, int(time.time())):
+            return  # another node or task finished it
+        packet = await packets.get(uow.cur, rp_id)
         event = {"ev": "packet.state", "rp_id": rp_id, "status": "finished",
                  "grabbed_count": packet["number"], "expend_time": packet["expend_time"]}
         if packet["type"] == GROUP_LUCKY:
-            best = lifecycle.best_share(await packets.shares(cur, rp_id))
-            names = await people.names(cur, [best["user_id"]])
+            best = lifecycle.best_share(await packets.shares(uow.cur, rp_id))
+            await packets.mark_best(uow.cur, best["id"])
+            names = await people.names(uow.cur, [best["user_id"]])
             event["best"] = {"user": views.person(best["user_id"], names),
                              "money": format_fen(best["money"])}
-    await publish(ctx, [(access.packet_rooms(packet), event)])
+        uow.emit(access.packet_rooms(packet), event)
+        await uow.commit()

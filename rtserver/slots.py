@@ -46,6 +46,7 @@ async def _rebuild(ctx: Context, rp_id: int) -> dict | None:
             return None
         shares = await packets.shares(cur, rp_id)
     meta = meta_of(packet)
+    ctx.caches.shares.put(rp_id, {s["seq"]: s["id"] for s in shares})  # for booking its grabs
     free = [s["seq"] for s in shares if s["user_id"] is None and not s["is_refunded"]]
     holders = {s["user_id"]: s["seq"] for s in shares if s["user_id"] is not None}
     await slots.load(ctx.redis, ctx.keys, rp_id, meta, free, holders,

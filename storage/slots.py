@@ -9,11 +9,10 @@ from dataclasses import dataclass
 
 from redis.asyncio import RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
 
 from storage.redis_client import Keys
 
-# Registered once and called by its SHA; reloaded by itself if Redis lost its script cache.
+# Called by its SHA; redis-py loads it again by itself if Redis lost its script cache.
 GRAB = AsyncScript(None, (pathlib.Path(__file__).with_name("scripts") / "grab.lua").read_bytes())
 MISSING, TOO_SLOW, WON, ALREADY = -1, 0, 1, 2
 REBUILD_LOCK_MS = 5000
@@ -31,8 +30,8 @@ def _parts(keys: Keys, rp_id: int) -> list[str]:
 
 
 class SlotTaker:
-    """Runs the grab scripts of concurrent grabs together: the grabs that arrive while the event
-    loop is busy go to Redis in one pipeline, one round trip instead of one each."""
+    """Runs concurrent grabs together: the grabs that arrive while the event loop is busy go to
+    Redis as one call of the grab script, one round trip and one reply instead of one each."""
 
     def __init__(self, redis, keys: Keys):
         self.redis, self.keys = redis, keys
@@ -48,7 +47,7 @@ class SlotTaker:
     async def _send(self) -> None:
         batch, self.pending = self.pending, []
         try:
-            results = await self._run(batch)
+            results = await self._run([(rp_id, user_id) for rp_id, user_id, _ in batch])
         except Exception as exc:
             results = [exc] * len(batch)
         for (_, _, answer), result in zip(batch, results):
@@ -57,25 +56,20 @@ class SlotTaker:
             if isinstance(result, Exception):
                 answer.set_exception(result)
             else:
-                outcome, slot, left = result
-                answer.set_result(Take(int(outcome), int(slot), int(left)))
+                answer.set_result(Take(*map(int, result)))
 
-    async def _run(self, batch: list) -> list:
-        if isinstance(self.redis, RedisCluster):  # no pipelined scripts there: one call each
-            return await asyncio.gather(
-                *(GRAB(keys=_parts(self.keys, rp_id), args=[user_id], client=self.redis)
-                  for rp_id, user_id, _ in batch), return_exceptions=True)
-        results = await self._pipeline(batch)
-        if any(isinstance(r, NoScriptError) for r in results):  # Redis restarted or flushed
-            await self.redis.script_load(GRAB.script)
-            results = await self._pipeline(batch)
-        return results
+    async def _run(self, grabs: list[tuple[int, int]]) -> list:
+        if isinstance(self.redis, RedisCluster):  # the keys of one call must share a hash slot
+            answers = await asyncio.gather(*(self._grab([grab]) for grab in grabs),
+                                           return_exceptions=True)
+            return [a if isinstance(a, Exception) else a[0] for a in answers]
+        return await self._grab(grabs)
 
-    async def _pipeline(self, batch: list) -> list:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for rp_id, user_id, _ in batch:
-                pipe.evalsha(GRAB.sha, 3, *_parts(self.keys, rp_id), user_id)
-            return await pipe.execute(raise_on_error=False)
+    async def _grab(self, grabs: list[tuple[int, int]]) -> list[list[int]]:
+        """Run the grab script on (rp_id, user_id) pairs; (outcome, slot, left) for each."""
+        flat = await GRAB(keys=[key for rp_id, _ in grabs for key in _parts(self.keys, rp_id)],
+                          args=[user_id for _, user_id in grabs], client=self.redis)
+        return [flat[i:i + 3] for i in range(0, len(flat), 3)]
 
 
 async def load(redis, keys: Keys, rp_id: int, meta: dict, free: list[int],
