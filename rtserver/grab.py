@@ -22,7 +22,6 @@ async def grab(ctx: Context, user_id: int, rp_id: int) -> dict:
     meta = ctx.caches.packets.get(rp_id) or await load_slots(ctx, rp_id)
     if meta is None:
         return await answer_from_database(ctx, user_id, rp_id)
-    ctx.caches.packets.put(rp_id, meta)
     await check_may_grab(ctx, meta, user_id)
     if int(time.time()) >= meta["expire_time"]:
         return await answer_from_database(ctx, user_id, rp_id)

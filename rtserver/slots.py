@@ -24,6 +24,13 @@ async def load_slots(ctx: Context, rp_id: int) -> dict | None:
     restarted): free shares become free slots, grabbed ones their holders' slots, under a lock
     so that one rebuild runs at a time.
     """
+    meta = await _loaded(ctx, rp_id)
+    if meta is not None:
+        ctx.caches.packets.put(rp_id, meta)  # what a grab needs to know, without asking Redis
+    return meta
+
+
+async def _loaded(ctx: Context, rp_id: int) -> dict | None:
     for _ in range(LOCK_TRIES):
         meta = await slots.meta(ctx.redis, ctx.keys, rp_id)
         if meta:
