@@ -78,6 +78,9 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         if not hasattr(self, "subprotocol"):
             self.subprotocol = codec.MSGPACK
         self.bad_frames = 0
+        # A grab's events and its reply leave in two writes: with Nagle's algorithm the second
+        # waits for the client's delayed ACK of the first, some 40 ms.
+        self.set_nodelay(True)
         self.bucket, self.patience = self._buckets()
         self.ctx.hub.connect(self, self.rooms)
         metrics.CONNECTIONS.inc()

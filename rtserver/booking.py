@@ -78,14 +78,14 @@ class Booker:
                 answers = await self._book_batch(batch)
             except Exception as exc:  # each grab hears of the failure, the writer goes on
                 answers = [exc] * len(batch)
+            checked = self.finisher.check(c.rp_id for c in batch)
             for claim, answer in zip(batch, answers):
-                if claim.answer.done():
-                    continue
-                if isinstance(answer, Exception):
-                    claim.answer.set_exception(answer)
+                if claim.last and not isinstance(answer, Exception):
+                    # The grab that took the last slot is answered once its packet is finished,
+                    # so that what its user reads next says 已被领完.
+                    checked.add_done_callback(lambda _, c=claim, a=answer: _settle(c, a))
                 else:
-                    claim.answer.set_result(answer)
-            self.finisher.check(c.rp_id for c in batch)
+                    _settle(claim, answer)
 
     async def _book_batch(self, batch: list[Claim]) -> list:
         try:
@@ -102,6 +102,15 @@ class Booker:
             except Exception as exc:
                 answers.append(exc)
         return answers
+
+
+def _settle(claim: Claim, answer) -> None:
+    if claim.answer.done():
+        return
+    if isinstance(answer, Exception):
+        claim.answer.set_exception(answer)
+    else:
+        claim.answer.set_result(answer)
 
 
 def booker_of(ctx: Context) -> Booker:

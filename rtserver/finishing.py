@@ -30,35 +30,52 @@ class Finisher:
     def __init__(self, ctx: Context):
         self.ctx = ctx
         self.waiting: set[int] = set()
+        self.next_round: asyncio.Future | None = None  # done once `waiting` has been checked
         self.wake = asyncio.Event()
         self.task: asyncio.Task | None = None
 
-    def check(self, rp_ids) -> None:
+    def check(self, rp_ids) -> asyncio.Future:
+        """Have these packets checked soon; the future is done once they have been."""
         self.waiting.update(rp_ids)
-        self.wake.set()
+        if self.next_round is None:
+            self.next_round = asyncio.get_running_loop().create_future()
         if self.task is None:
             self.task = asyncio.ensure_future(self._run())
+        self.wake.set()
+        return self.next_round
 
     async def close(self) -> None:
         """Check what is waiting, then stop."""
         if self.task is not None:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
-        if self.waiting:
-            await finish_taken(self.ctx, self.waiting)
+        try:
+            if self.waiting:
+                await finish_taken(self.ctx, self.waiting)
+        finally:
+            _done(self.next_round)
 
     async def _run(self) -> None:
         while True:
             await self.wake.wait()
             self.wake.clear()
             rp_ids, self.waiting = self.waiting, set()
+            this_round, self.next_round = self.next_round, None
             try:
                 await finish_taken(self.ctx, rp_ids)
+                continue
             except Exception:
                 log.exception("finishing packets failed; checking them again shortly")
-                self.waiting |= rp_ids
-                await asyncio.sleep(RETRY_AFTER)
-                self.wake.set()
+            finally:
+                _done(this_round)
+            self.waiting |= rp_ids
+            await asyncio.sleep(RETRY_AFTER)
+            self.wake.set()
+
+
+def _done(round_: asyncio.Future | None) -> None:
+    if round_ is not None and not round_.done():
+        round_.set_result(None)
 
 
 async def finish_taken(ctx: Context, rp_ids) -> None:

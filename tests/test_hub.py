@@ -68,3 +68,15 @@ async def test_broadcast_encodes_once_per_subprotocol(admin, connect, ctx, monke
     assert sorted(encoded) == ["rp.v1.json", "rp.v1.msgpack"]
     for client in clients:
         assert (await client.event("message"))["x"] == 1
+
+
+@pytest.mark.gen_test
+async def test_every_socket_sends_small_frames_at_once(admin, connect, ctx):
+    """Nagle's algorithm off: a reply written right after a grab's events must not wait for
+    the client's delayed ACK of them (some 40 ms)."""
+    user = (await admin.users(1))[0]
+    await connect(user)
+    await connect(user, "rp.v1.json")
+    sockets = [conn.ws_connection.stream.socket for conn in ctx.hub._joined]
+    assert len(sockets) == 2
+    assert all(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for s in sockets)
