@@ -134,7 +134,8 @@ async def book_alone(ctx: Context, claim: Claim) -> dict | None:
 async def book_together(ctx: Context, claims: list[Claim]) -> list[dict]:
     """Claim, credit and record every claim in one transaction, or raise Conflict."""
     async with UnitOfWork(ctx) as uow:
-        share_ids = [(await share_ids_of(ctx, uow.cur, c.rp_id))[c.seq] for c in claims]
+        books = await share_ids_of(ctx, uow.cur, {c.rp_id for c in claims})
+        share_ids = [books[c.rp_id][c.seq] for c in claims]
         claimed, booked = await grabs.book(uow.cur, [(share_id, c.user_id) for c, share_id
                                                      in zip(claims, share_ids)], int(time.time()))
         if claimed != len(claims):
@@ -152,13 +153,16 @@ async def book_together(ctx: Context, claims: list[Claim]) -> list[dict]:
              "into_account": bool(shares[share_id]["is_into_account"])} for share_id in share_ids]
 
 
-async def share_ids_of(ctx: Context, cur, rp_id: int) -> dict[int, int]:
-    """A packet's share ids by slot: fixed at creation, so kept once read."""
-    ids = ctx.caches.shares.get(rp_id)
-    if ids is None:
-        ids = await packets.share_ids(cur, rp_id)
-        ctx.caches.shares.put(rp_id, ids)
-    return ids
+async def share_ids_of(ctx: Context, cur, rp_ids: set[int]) -> dict[int, dict[int, int]]:
+    """Packets' share ids by slot (rp_id → {seq: share id}): fixed at creation, so kept once
+    read, and read for all the packets missing in one query."""
+    books = {rp_id: book for rp_id in rp_ids if (book := ctx.caches.shares.get(rp_id))}
+    missing = rp_ids - set(books)
+    if missing:
+        for rp_id, book in (await packets.share_ids(cur, missing)).items():
+            ctx.caches.shares.put(rp_id, book)
+            books[rp_id] = book
+    return books
 
 
 async def names_of(ctx: Context, cur, user_ids) -> dict[int, str]:

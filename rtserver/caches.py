@@ -31,7 +31,8 @@ class Cache:
             loading = self._loading[key] = asyncio.ensure_future(load())
             loading.add_done_callback(lambda _: self._loading.pop(key, None))
         value = await asyncio.shield(loading)
-        self.put(key, value)
+        if value is not None:
+            self.put(key, value)
         return value
 
     def get(self, key):

@@ -19,7 +19,7 @@ async def grab(ctx: Context, user_id: int, rp_id: int) -> dict:
     credited at once when the packet is paid (or left for settlement while a third-party
     payment is pending).
     """
-    meta = ctx.caches.packets.get(rp_id) or await load_slots(ctx, rp_id)
+    meta = await ctx.caches.packets.get_or_load(rp_id, lambda: load_slots(ctx, rp_id))
     if meta is None:
         return await answer_from_database(ctx, user_id, rp_id)
     await check_may_grab(ctx, meta, user_id)

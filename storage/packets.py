@@ -245,7 +245,12 @@ async def with_unclaimed_shares(cur, paid_before: int, now: int, limit: int) -> 
     return [row["id"] for row in await cur.fetchall()]
 
 
-async def share_ids(cur, rp_id: int) -> dict[int, int]:
-    """seq → share id, for every share of a packet: fixed at creation."""
-    await cur.execute("SELECT id, seq FROM red_packet_log WHERE rp_id = %s", (rp_id,))
-    return {row["seq"]: row["id"] for row in await cur.fetchall()}
+async def share_ids(cur, rp_ids) -> dict[int, dict[int, int]]:
+    """rp_id → {seq → share id} for every share of the packets: fixed at creation."""
+    ids = sorted(rp_ids)
+    await cur.execute(f"SELECT rp_id, id, seq FROM red_packet_log WHERE rp_id IN"
+                      f" ({', '.join(['%s'] * len(ids))})", ids)
+    books: dict[int, dict[int, int]] = {rp_id: {} for rp_id in ids}
+    for row in await cur.fetchall():
+        books[row["rp_id"]][row["seq"]] = row["id"]
+    return books
