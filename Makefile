@@ -41,8 +41,12 @@ test: install
 	@$(SERVICES) && $(PY) -m pytest $(PYTEST_ARGS)
 
 # Not part of `make test`: a real server under load, against ceilings taken in the same run.
-bench: install
+bench: install $(VENV)/.bench-installed
 	@$(SERVICES) && $(PY) -m bench.run $(BENCH_ARGS)
+
+$(VENV)/.bench-installed: setup.py
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	touch $@
 
 # A local 3-master Redis Cluster under ./var and two rtserver nodes on it (8888 and 8889).
 cluster: install

@@ -3,7 +3,8 @@
 A use-case publishes once (after its commit). This node delivers to its own connections at
 once; every other node receives it over Redis and delivers it to its connections in the rooms
 named. Membership and name changes travel the same way, so every node's rooms and caches follow
-the admin API.
+the admin API. What is published while a PUBLISH is under way goes out in the next one, in
+order: nobody waits for Redis, and other nodes see events in the order they were committed.
 """
 import asyncio
 import logging
@@ -21,6 +22,8 @@ class Bus:
         self.channel, self.hub, self.caches = channel, hub, caches
         self.node = secrets.token_hex(8)  # to know our own messages when they come back
         self._task = None
+        self._outbox: list = []  # for the other nodes, not yet published
+        self._publishing: asyncio.Task | None = None
 
     async def start(self) -> None:
         subscribed = asyncio.Event()
@@ -29,6 +32,8 @@ class Bus:
         await asyncio.wait_for(subscribed.wait(), 10)
 
     async def stop(self) -> None:
+        if self._publishing:
+            await self._publishing
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -47,7 +52,19 @@ class Bus:
     async def _send(self, messages: list) -> None:
         for message in messages:
             self._apply(message)
-        await self.channel.publish([self.node, messages])
+        self._outbox += messages
+        if self._publishing is None:
+            self._publishing = asyncio.ensure_future(self._publish())
+
+    async def _publish(self) -> None:
+        while self._outbox:
+            messages, self._outbox = self._outbox, []
+            try:
+                await self.channel.publish([self.node, messages])
+            except Exception:
+                # Other nodes' clients catch up from history when they next reconnect or resync.
+                log.exception("%d messages not published to other nodes", len(messages))
+        self._publishing = None
 
     def _resubscribed(self) -> None:
         # Events of other nodes published while Redis was away are lost: every client here is

@@ -46,8 +46,8 @@ async def open_context(settings: Settings) -> Context:
 
 
 async def close_context(ctx: Context) -> None:
-    await ctx.bus.stop()
     if ctx.booker is not None:
         await ctx.booker.close()
+    await ctx.bus.stop()  # after the booker: what it finished last is published too
     await ctx.db.close()
     await ctx.redis.aclose()
