@@ -17,7 +17,7 @@ from rtserver.context import Context
 from rtserver.finishing import Finisher
 from rtserver.hub import user_room
 from rtserver.money import format_fen
-from rtserver.uow import UnitOfWork, retrying
+from rtserver.uow import publish, retrying
 from rtserver.wallet import wallet_event
 from storage import grabs, packets, people, slots
 from storage.db import is_duplicate
@@ -132,23 +132,26 @@ async def book_alone(ctx: Context, claim: Claim) -> dict | None:
 
 
 async def book_together(ctx: Context, claims: list[Claim]) -> list[dict]:
-    """Claim, credit and record every claim in one transaction, or raise Conflict."""
-    async with UnitOfWork(ctx) as uow:
-        books = await share_ids_of(ctx, uow.cur, {c.rp_id for c in claims})
-        share_ids = [books[c.rp_id][c.seq] for c in claims]
-        claimed, booked = await grabs.book(uow.cur, [(share_id, c.user_id) for c, share_id
-                                                     in zip(claims, share_ids)], int(time.time()))
-        if claimed != len(claims):
-            raise Conflict()
-        shares = {share["id"]: share for share in booked}
-        credited = {s["user_id"]: s["balance"] for s in booked if s["is_into_account"]}
-        for user_id, balance in credited.items():
-            uow.emit([user_room(user_id)], wallet_event(balance))
-        names = await names_of(ctx, uow.cur, {c.user_id for c in claims}
+    """Claim, credit and record every claim in one transaction, or raise Conflict.
+
+    The unit of work of the hottest path, in one round trip (`storage/grabs.py`): its events
+    go out once it has committed, as every unit of work's do."""
+    async with ctx.db.cursor() as cur:
+        books = await share_ids_of(ctx, cur, {c.rp_id for c in claims})
+        names = await names_of(ctx, cur, {c.user_id for c in claims}
                                | {c.meta["sender"] for c in claims})
-        for c, share_id in zip(claims, share_ids):
-            emit_grabbed(uow, c, shares[share_id]["money"], names)
-        await uow.commit()
+        share_ids = [books[c.rp_id][c.seq] for c in claims]
+        try:
+            booked = await grabs.book(cur, [(share_id, c.user_id) for c, share_id
+                                            in zip(claims, share_ids)], int(time.time()))
+        except grabs.SharesTaken:
+            raise Conflict() from None
+    shares = {share["id"]: share for share in booked}
+    credited = {s["user_id"]: s["balance"] for s in booked if s["is_into_account"]}
+    events = [([user_room(user_id)], wallet_event(balance)) for user_id, balance in credited.items()]
+    for c, share_id in zip(claims, share_ids):
+        events += grabbed_events(c, shares[share_id]["money"], names)
+    await publish(ctx, events)
     return [{"result": "ok", "money": format_fen(shares[share_id]["money"]),
              "into_account": bool(shares[share_id]["is_into_account"])} for share_id in share_ids]
 
@@ -175,15 +178,16 @@ async def names_of(ctx: Context, cur, user_ids) -> dict[int, str]:
     return names
 
 
-def emit_grabbed(uow: UnitOfWork, claim: Claim, money: int, names: dict) -> None:
+def grabbed_events(claim: Claim, money: int, names: dict) -> list:
     """Tell the grabber what they got, and the sender who took it (WeChat's X领取了你的红包)."""
     sender = claim.meta["sender"]
     event = {"ev": "packet.grabbed", "rp_id": claim.rp_id,
              "grabber": views.person(claim.user_id, names),
              "sender": views.person(sender, names), "last": claim.last}
-    uow.emit([user_room(claim.user_id)], {**event, "money": format_fen(money)})
+    events = [([user_room(claim.user_id)], {**event, "money": format_fen(money)})]
     if sender != claim.user_id:
-        uow.emit([user_room(sender)], event)
+        events.append(([user_room(sender)], event))
+    return events
 
 
 def already(share: dict) -> dict:
