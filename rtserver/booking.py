@@ -70,9 +70,8 @@ class Booker:
 
     async def _write(self) -> None:
         while True:
-            # Woken by the first claim of a turn, this runs after the other grabs of that turn
-            # (their Redis answers came together), so their claims are queued already.
             batch = [await self.queue.get()]
+            await asyncio.sleep(0)  # let grabs that are ready add their claims
             while len(batch) < MAX_BATCH and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
             try:
