@@ -158,24 +158,12 @@ async def book_together(ctx: Context, claims: list[Claim]) -> list[dict]:
 
 async def share_ids_of(ctx: Context, cur, rp_ids: set[int]) -> dict[int, dict[int, int]]:
     """Packets' share ids by slot (rp_id → {seq: share id}): fixed at creation, so kept once
-    read, and read for all the packets missing in one query."""
-    books = {rp_id: book for rp_id in rp_ids if (book := ctx.caches.shares.get(rp_id))}
-    missing = rp_ids - set(books)
-    if missing:
-        for rp_id, book in (await packets.share_ids(cur, missing)).items():
-            ctx.caches.shares.put(rp_id, book)
-            books[rp_id] = book
-    return books
+    read."""
+    return await ctx.caches.shares.get_many(rp_ids, lambda missing: packets.share_ids(cur, missing))
 
 
 async def names_of(ctx: Context, cur, user_ids) -> dict[int, str]:
-    names = {uid: name for uid in user_ids if (name := ctx.caches.names.get(uid)) is not None}
-    missing = set(user_ids) - set(names)
-    if missing:
-        for uid, name in (await people.names(cur, missing)).items():
-            ctx.caches.names.put(uid, name)
-            names[uid] = name
-    return names
+    return await ctx.caches.names.get_many(user_ids, lambda missing: people.names(cur, missing))
 
 
 def grabbed_events(claim: Claim, money: int, names: dict) -> list:

@@ -35,6 +35,17 @@ class Cache:
             self.put(key, value)
         return value
 
+    async def get_many(self, keys, load) -> dict:
+        """The values of `keys`; the missing ones loaded together by `await load(missing)`, which
+        returns a dict of them."""
+        found = {key: value for key in keys if (value := self.get(key)) is not None}
+        missing = set(keys) - set(found)
+        if missing:
+            for key, value in (await load(missing)).items():
+                self.put(key, value)
+                found[key] = value
+        return found
+
     def get(self, key):
         item = self._items.get(key)
         if item is None:

@@ -63,14 +63,12 @@ class Finisher:
             this_round, self.next_round = self.next_round, None
             try:
                 await finish_taken(self.ctx, rp_ids)
-                continue
             except Exception:
                 log.exception("finishing packets failed; checking them again shortly")
+                self.waiting |= rp_ids
+                asyncio.get_running_loop().call_later(RETRY_AFTER, self.wake.set)
             finally:
                 _done(this_round)
-            self.waiting |= rp_ids
-            await asyncio.sleep(RETRY_AFTER)
-            self.wake.set()
 
 
 def _done(round_: asyncio.Future | None) -> None:

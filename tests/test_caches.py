@@ -30,3 +30,17 @@ async def test_a_storm_of_misses_loads_once():
     values = await asyncio.gather(*(cache.get_or_load("group", load) for _ in range(200)))
     assert loads == [1] and all(v == {1, 2} for v in values)
     assert await cache.get_or_load("group", load) == {1, 2} and loads == [1]
+
+
+@pytest.mark.gen_test
+async def test_many_keys_load_only_the_missing_ones_together():
+    cache, asked = Cache(maxsize=10), []
+    cache.put(1, "one")
+
+    async def load(missing):
+        asked.append(sorted(missing))
+        return {key: str(key) for key in missing}
+
+    assert await cache.get_many([1, 2, 3], load) == {1: "one", 2: "2", 3: "3"}
+    assert await cache.get_many([2, 3], load) == {2: "2", 3: "3"}
+    assert asked == [[2, 3]]
