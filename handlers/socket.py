@@ -118,8 +118,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
             err = _as_error(exc)
             reply = {"re": rid, "ok": False, "code": err.code, "message": err.message}
             outcome = err.code
-        metrics.REQUESTS.labels(label, outcome).inc()
-        metrics.LATENCY.labels(label).observe(time.perf_counter() - started)
+        metrics.answered(label, outcome, time.perf_counter() - started)
         self.send_frame(codec.encode(self.subprotocol, reply))
 
     def _bad_frame(self, exc: BadFrame, too_big: bool = False) -> None:

@@ -8,7 +8,6 @@ order: nobody waits for Redis, and other nodes see events in the order they were
 """
 import asyncio
 import logging
-import secrets
 
 from rtserver.caches import Caches
 from rtserver.hub import Hub, group_room
@@ -20,7 +19,6 @@ log = logging.getLogger("rtserver.bus")
 class Bus:
     def __init__(self, channel: EventChannel, hub: Hub, caches: Caches):
         self.channel, self.hub, self.caches = channel, hub, caches
-        self.node = secrets.token_hex(8)  # to know our own messages when they come back
         self._task = None
         self._outbox: list = []  # for the other nodes, not yet published
         self._publishing: asyncio.Task | None = None
@@ -60,7 +58,7 @@ class Bus:
         while self._outbox:
             messages, self._outbox = self._outbox, []
             try:
-                await self.channel.publish([self.node, messages])
+                await self.channel.publish(messages)
             except Exception:
                 # Other nodes' clients catch up from history when they next reconnect or resync.
                 log.exception("%d messages not published to other nodes", len(messages))
@@ -71,11 +69,9 @@ class Bus:
         # told to catch up (chat.history, wallet.get), as it would after reconnecting.
         self.hub.publish_to_everyone({"ev": "resync"})
 
-    def _deliver(self, payload: list) -> None:
-        origin, messages = payload
-        if origin != self.node:
-            for message in messages:
-                self._apply(message)
+    def _deliver(self, messages: list) -> None:
+        for message in messages:
+            self._apply(message)
 
     def _apply(self, message: list) -> None:
         kind, *body = message

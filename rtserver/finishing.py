@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 
-from rtserver import access, lifecycle, views
+from rtserver import access, views
 from rtserver.context import Context
 from rtserver.limits import GROUP_LUCKY
 from rtserver.money import format_fen
@@ -98,8 +98,7 @@ async def finish(ctx: Context, rp_id: int) -> None:
         event = {"ev": "packet.state", "rp_id": rp_id, "status": "finished",
                  "grabbed_count": packet["number"], "expend_time": packet["expend_time"]}
         if packet["type"] == GROUP_LUCKY:
-            best = lifecycle.best_share(await packets.shares(uow.cur, rp_id))
-            await packets.mark_best(uow.cur, best["id"])
+            best = await packets.mark_best(uow.cur, rp_id)
             names = await people.names(uow.cur, [best["user_id"]])
             event["best"] = {"user": views.person(best["user_id"], names),
                              "money": format_fen(best["money"])}

@@ -16,7 +16,3 @@ def status(packet: dict, now: int) -> str:
         return "expired"
     return "active"
 
-
-def best_share(shares: list[dict]) -> dict:
-    """手气最佳: the largest share; on a tie the earliest grab, which took the lowest slot."""
-    return min(shares, key=lambda s: (-s["money"], s["seq"]))

@@ -1,4 +1,6 @@
 """Prometheus metrics: connections, requests by op and outcome, request latency."""
+import functools
+
 from prometheus_client import Counter, Gauge, Histogram
 
 CONNECTIONS = Gauge("rtserver_connections", "Open WebSocket connections")
@@ -7,3 +9,21 @@ LATENCY = Histogram("rtserver_request_seconds", "Time to answer a socket request
                     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
 EVENTS = Counter("rtserver_events_total", "Events sent to connections", ["ev"])
 HTTP = Counter("rtserver_http_requests_total", "HTTP requests", ["handler", "status"])
+
+
+def answered(op: str, outcome: str, seconds: float) -> None:
+    """Count a socket request answered and how long it took."""
+    _requests(op, outcome).inc()
+    _latency(op).observe(seconds)
+
+
+# Ops and outcomes are few (unknown ops are counted as "unknown"): each labelled child is looked
+# up once, not on every request.
+@functools.cache
+def _requests(op: str, outcome: str):
+    return REQUESTS.labels(op, outcome)
+
+
+@functools.cache
+def _latency(op: str):
+    return LATENCY.labels(op)

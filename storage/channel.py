@@ -6,6 +6,7 @@ enough to listen.
 """
 import asyncio
 import logging
+import secrets
 
 import msgpack
 import redis.asyncio as aioredis
@@ -17,6 +18,7 @@ log = logging.getLogger("rtserver.channel")
 # Seconds between tries after losing Redis: events published meanwhile do not reach this node
 # (its clients catch up from history), so the first tries come fast.
 RECONNECT_DELAYS = (0.05, 0.1, 0.2, 0.5, 1, 2)
+NODE_ID_BYTES = 8
 
 
 class EventChannel:
@@ -24,14 +26,18 @@ class EventChannel:
         self.redis = redis  # the shared client, for publishing
         self.listen_url = redis_url
         self.name = f"{prefix}events"
+        # Every message starts with its node's id: a node's own messages come back to it, and
+        # are dropped by that prefix without being decoded.
+        self.node = secrets.token_bytes(NODE_ID_BYTES)
 
     async def publish(self, payload) -> None:
-        """Publish one payload, encoded once, in one round trip."""
-        await self.redis.publish(self.name, msgpack.packb(payload, use_bin_type=True))
+        """Publish one payload to the other nodes, encoded once, in one round trip."""
+        await self.redis.publish(self.name, self.node + msgpack.packb(payload, use_bin_type=True))
 
     async def listen(self, deliver, subscribed: asyncio.Event, resubscribed) -> None:
-        """Call `deliver(payload)` for every payload, forever; resubscribe after losing Redis,
-        then call `resubscribed()`: whatever was published meanwhile never arrived."""
+        """Call `deliver(payload)` for every payload of another node, forever; resubscribe after
+        losing Redis, then call `resubscribed()`: whatever was published meanwhile never
+        arrived."""
         failures = 0
         while True:
             client = aioredis.from_url(self.listen_url, socket_connect_timeout=2)
@@ -43,8 +49,9 @@ class EventChannel:
                         resubscribed()
                     subscribed.set()
                     async for item in pubsub.listen():
-                        if item["type"] == "message":
-                            deliver(msgpack.unpackb(item["data"], raw=False))
+                        data = item["data"]
+                        if item["type"] == "message" and data[:NODE_ID_BYTES] != self.node:
+                            deliver(msgpack.unpackb(data[NODE_ID_BYTES:], raw=False))
             except REDIS_DOWN as exc:
                 delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
                 failures += 1

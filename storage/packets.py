@@ -122,8 +122,14 @@ async def taken_but_unfinished(cur, rp_ids) -> list[int]:
     return [row["id"] for row in await cur.fetchall()]
 
 
-async def mark_best(cur, share_id: int) -> None:
-    await cur.execute("UPDATE red_packet_log SET is_good = 1 WHERE id = %s", (share_id,))
+async def mark_best(cur, rp_id: int) -> dict:
+    """Mark a finished packet's 手气最佳 and return it: the largest share; on a tie the earliest
+    grab, which took the lowest slot."""
+    await cur.execute("UPDATE red_packet_log SET is_good = 1 WHERE rp_id = %s"
+                      " ORDER BY money DESC, seq LIMIT 1", (rp_id,))
+    await cur.execute(f"SELECT {SHARE_COLUMNS} FROM red_packet_log WHERE rp_id = %s"
+                      " AND is_good = 1", (rp_id,))
+    return _share(await cur.fetchone())
 
 
 async def grabs(cur, rp_id: int) -> list[dict]:
