@@ -2,13 +2,13 @@
 import asyncio
 import logging
 import re
-import struct
 import time
 
 import tornado.iostream
 import tornado.websocket
 
 from handlers import ops
+from handlers.frames import BulkFrameProtocol, frame
 from handlers.base import is_unicode
 from rtserver import auth, codec, metrics
 from rtserver.errors import (BadFrame, BadRequest, RateLimited, RtError, Unauthorized,
@@ -69,6 +69,10 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         if not allowed:
             return True
         return _normal_origin(origin) in {_normal_origin(o) for o in allowed.split(",")}
+
+    def get_websocket_protocol(self):
+        protocol = super().get_websocket_protocol()  # None for a WebSocket version it lacks
+        return protocol and BulkFrameProtocol(self, False, protocol.params)
 
     def select_subprotocol(self, subprotocols):
         self.subprotocol = next((p for p in subprotocols if p in codec.SUBPROTOCOLS), codec.MSGPACK)
@@ -185,24 +189,6 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
 
     def shut(self, code: int, reason: str) -> None:
         self.close(code, reason)
-
-
-def frame(data: bytes | str) -> bytes:
-    """One final, unmasked WebSocket frame (RFC 6455 §5.2): text for a str, binary for bytes.
-
-    Written straight to the stream, as Tornado writes its own when no compression was
-    negotiated (this handler offers none).
-    """
-    opcode = 0x2 if isinstance(data, bytes) else 0x1
-    payload = data if isinstance(data, bytes) else data.encode()
-    size = len(payload)
-    if size < 126:
-        header = struct.pack("!BB", 0x80 | opcode, size)
-    elif size <= 0xFFFF:
-        header = struct.pack("!BBH", 0x80 | opcode, 126, size)
-    else:
-        header = struct.pack("!BBQ", 0x80 | opcode, 127, size)
-    return header + payload
 
 
 def _decode(data: bytes | str) -> dict:

@@ -1,0 +1,164 @@
+"""Frames as they arrive on a real socket: split, packed together, fragmented, or refused."""
+import asyncio
+import base64
+import os
+import struct
+import urllib.parse
+
+import msgpack
+import pytest
+
+from handlers.socket import HARD_FRAME_LIMIT
+from rtserver import auth
+
+BINARY, TEXT, CONTINUATION, CLOSE, PING, PONG = 0x2, 0x1, 0x0, 0x8, 0x9, 0xA
+
+
+def encode_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0,
+                 length: int | None = None) -> bytes:
+    """A masked client frame; `length` may claim a size other than the payload's."""
+    size = len(payload) if length is None else length
+    head = bytes([(0x80 if fin else 0) | rsv | opcode])
+    if size < 126:
+        head += bytes([0x80 | size])
+    elif size <= 0xFFFF:
+        head += bytes([0x80 | 126]) + struct.pack("!H", size)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack("!Q", size)
+    mask = os.urandom(4)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def request(rid: int) -> bytes:
+    return msgpack.packb({"op": "ping", "id": rid})
+
+
+class RawSocket:
+    """A WebSocket client that writes bytes exactly as a test chooses."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, base_url: str, token: str) -> "RawSocket":
+        url = urllib.parse.urlsplit(base_url)
+        reader, writer = await asyncio.open_connection(url.hostname, url.port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(f"GET /ws?token={token} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+                     "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                     f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                     "Sec-WebSocket-Protocol: rp.v1.msgpack\r\n\r\n".encode())
+        status = await reader.readuntil(b"\r\n\r\n")
+        assert b" 101 " in status.split(b"\r\n")[0], status
+        raw = cls(reader, writer)
+        assert (await raw.message())["ev"] == "hello"
+        return raw
+
+    async def send(self, data: bytes, byte_by_byte: bool = False) -> None:
+        for chunk in ([data[i:i + 1] for i in range(len(data))] if byte_by_byte else [data]):
+            self.writer.write(chunk)
+            await self.writer.drain()
+            if byte_by_byte:
+                await asyncio.sleep(0.001)
+
+    async def frame(self) -> tuple[int, bytes]:
+        """The next frame from the server (unmasked): (opcode, payload)."""
+        head = await asyncio.wait_for(self.reader.readexactly(2), 10)
+        size = head[1] & 0x7F
+        if size == 126:
+            size = struct.unpack("!H", await self.reader.readexactly(2))[0]
+        elif size == 127:
+            size = struct.unpack("!Q", await self.reader.readexactly(8))[0]
+        return head[0] & 0x0F, await self.reader.readexactly(size)
+
+    async def message(self) -> dict:
+        opcode, payload = await self.frame()
+        assert opcode == BINARY, (opcode, payload)
+        return msgpack.unpackb(payload)
+
+    async def is_cut_off(self) -> bool:
+        """True once the server has closed the connection (after a close frame or without)."""
+        try:
+            while True:
+                opcode, _ = await self.frame()
+                if opcode == CLOSE:
+                    return True
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return True
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@pytest.fixture
+def raw_socket(http_server, base_url, settings, admin):
+    opened = []
+
+    async def open_one() -> RawSocket:
+        token = auth.issue_token(settings.token_secret, await admin.user())
+        opened.append(await RawSocket.open(base_url, token))
+        return opened[-1]
+
+    yield open_one
+    for raw in opened:
+        raw.close()
+
+
+@pytest.mark.gen_test
+async def test_requests_packed_in_one_write_or_split_byte_by_byte_are_all_answered(raw_socket):
+    raw = await raw_socket()
+    await raw.send(b"".join(encode_frame(BINARY, request(rid)) for rid in (1, 2, 3)))
+    fourth = encode_frame(BINARY, request(4))
+    await raw.send(fourth[:3])  # a header cut short, then the rest
+    await raw.send(fourth[3:], byte_by_byte=True)
+    long_text = msgpack.packb({"op": "ping", "id": 5, "pad": "x" * 300})  # a 16-bit length
+    await raw.send(encode_frame(BINARY, long_text), byte_by_byte=True)
+    assert [(await raw.message())["re"] for _ in range(5)] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.gen_test
+async def test_a_fragmented_request_with_a_ping_in_between_is_answered_whole(raw_socket):
+    raw = await raw_socket()
+    whole = request(7)
+    await raw.send(encode_frame(BINARY, whole[:3], fin=False)
+                   + encode_frame(PING, b"are you there")
+                   + encode_frame(CONTINUATION, whole[3:5], fin=False))
+    assert await raw.frame() == (PONG, b"are you there")
+    await raw.send(encode_frame(CONTINUATION, whole[5:]))
+    assert (await raw.message())["re"] == 7
+
+
+@pytest.mark.gen_test
+async def test_frames_rfc_6455_forbids_cut_the_connection_and_others_are_served(raw_socket):
+    forbidden = {
+        "a reserved bit": encode_frame(BINARY, request(1), rsv=0x40),
+        "a continuation of nothing": encode_frame(CONTINUATION, request(1)),
+        "a fragmented control frame": encode_frame(PING, b"x", fin=False),
+        "a control frame over 125 bytes": encode_frame(PING, b"x" * 126),
+        "a new message inside a fragmented one":
+            encode_frame(BINARY, b"\x81", fin=False) + encode_frame(BINARY, request(1)),
+        "text that is not UTF-8": encode_frame(TEXT, b'{"op": "ping", "id": "\xff"}'),
+    }
+    for case, data in forbidden.items():
+        raw = await raw_socket()
+        await raw.send(data)
+        assert await raw.is_cut_off(), case
+    bystander = await raw_socket()
+    await bystander.send(encode_frame(BINARY, request(9)))
+    assert (await bystander.message())["re"] == 9
+
+
+@pytest.mark.gen_test
+async def test_a_frame_over_the_hard_limit_is_closed_with_1009_before_its_body(raw_socket):
+    raw = await raw_socket()
+    await raw.send(encode_frame(BINARY, b"", length=HARD_FRAME_LIMIT + 1))  # header only
+    opcode, payload = await raw.frame()
+    assert (opcode, struct.unpack("!H", payload[:2])[0]) == (CLOSE, 1009)
+
+
+@pytest.mark.gen_test
+async def test_a_close_from_the_client_is_answered_with_its_code(raw_socket):
+    raw = await raw_socket()
+    await raw.send(encode_frame(CLOSE, struct.pack("!H", 1000) + b"bye"))
+    opcode, payload = await raw.frame()
+    assert (opcode, struct.unpack("!H", payload[:2])[0]) == (CLOSE, 1000)
