@@ -35,6 +35,9 @@ SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 class SocketHandler(tornado.websocket.WebSocketHandler):
     def initialize(self):
         self.outbox: list[bytes] = []  # frames waiting for the end of this turn of the loop
+        # Kept, not asked for per message: in Python 3.11 asking for the running loop costs a
+        # getpid() system call (asyncio's check for a fork).
+        self.loop = asyncio.get_running_loop()
         self.pending_bytes = 0  # written to the stream, not yet to the socket
 
     @property
@@ -104,7 +107,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
             frame = _decode(data)
         except BadFrame as exc:
             return self._bad_frame(exc)
-        task = asyncio.ensure_future(self._answer(frame))
+        task = self.loop.create_task(self._answer(frame))
         self.ctx.inflight.add(task)
         task.add_done_callback(self.ctx.inflight.discard)
 
@@ -163,7 +166,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
             return self.close(1008, "too slow to read")
         self.outbox.append(frame(data))
         if len(self.outbox) == 1:
-            asyncio.get_running_loop().call_soon(self._flush)
+            self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         if not self.outbox:

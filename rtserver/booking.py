@@ -44,22 +44,29 @@ class Claim:
 
 
 class Booker:
-    """One per node: takes claims from grabs, books them in batches."""
+    """One per node: takes claims from grabs, books them in batches.
+
+    A user's claims are never in two batches being written at once: the batches that credit a
+    wallet commit, and send their `wallet` events, one after another, so the last event a user
+    hears holds their balance (two batches committing side by side could tell it out of order).
+    """
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.queue: asyncio.Queue | None = None
+        self.waiting: list[Claim] = []
+        self.booking: set[int] = set()  # users with claims in a batch being written
+        self.changed = asyncio.Event()  # a claim arrived, or a batch let its users go
         self.writers: list[asyncio.Task] = []
         self.finisher = Finisher(ctx)
+        self.loop = asyncio.get_running_loop()  # kept: asking costs a system call (getpid)
 
     async def book(self, meta: dict, rp_id: int, user_id: int, slot: int, last: bool):
         """Book the share of a taken slot; None when that share went to someone else."""
-        if self.queue is None:
-            self.queue = asyncio.Queue()
-            self.writers = [asyncio.ensure_future(self._write()) for _ in range(WRITERS)]
-        claim = Claim(meta, rp_id, user_id, slot, last,
-                      asyncio.get_running_loop().create_future())
-        self.queue.put_nowait(claim)
+        if not self.writers:
+            self.writers = [self.loop.create_task(self._write()) for _ in range(WRITERS)]
+        claim = Claim(meta, rp_id, user_id, slot, last, self.loop.create_future())
+        self.waiting.append(claim)
+        self.changed.set()
         return await claim.answer
 
     async def close(self) -> None:
@@ -70,14 +77,23 @@ class Booker:
 
     async def _write(self) -> None:
         while True:
-            batch = [await self.queue.get()]
+            if not any(c.user_id not in self.booking for c in self.waiting):
+                self.changed.clear()
+                await self.changed.wait()
+                continue
             await asyncio.sleep(0)  # let grabs that are ready add their claims
-            while len(batch) < MAX_BATCH and not self.queue.empty():
-                batch.append(self.queue.get_nowait())
+            batch = self._take_batch()
+            if not batch:  # the other writer took them meanwhile
+                continue
+            users = {c.user_id for c in batch}
+            self.booking |= users
             try:
                 answers = await self._book_batch(batch)
             except Exception as exc:  # each grab hears of the failure, the writer goes on
                 answers = [exc] * len(batch)
+            finally:
+                self.booking -= users
+                self.changed.set()
             checked = self.finisher.check(c.rp_id for c in batch)
             for claim, answer in zip(batch, answers):
                 if claim.last and not isinstance(answer, Exception):
@@ -86,6 +102,15 @@ class Booker:
                     checked.add_done_callback(lambda _, c=claim, a=answer: _settle(c, a))
                 else:
                     _settle(claim, answer)
+
+    def _take_batch(self) -> list[Claim]:
+        """The waiting claims of users not being booked, in arrival order, up to MAX_BATCH."""
+        batch, rest = [], []
+        for claim in self.waiting:
+            free = claim.user_id not in self.booking and len(batch) < MAX_BATCH
+            (batch if free else rest).append(claim)
+        self.waiting = rest
+        return batch
 
     async def _book_batch(self, batch: list[Claim]) -> list:
         try:

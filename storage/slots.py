@@ -36,12 +36,13 @@ class SlotTaker:
     def __init__(self, redis, keys: Keys):
         self.redis, self.keys = redis, keys
         self.pending: list = []
+        self.loop = asyncio.get_running_loop()  # kept: asking costs a system call (getpid)
 
     async def take(self, rp_id: int, user_id: int) -> Take:
-        answer = asyncio.get_running_loop().create_future()
+        answer = self.loop.create_future()
         self.pending.append((rp_id, user_id, answer))
         if len(self.pending) == 1:  # the first of this turn of the loop sends them all
-            asyncio.ensure_future(self._send())
+            self.loop.create_task(self._send())
         return await answer
 
     async def _send(self) -> None:
