@@ -56,6 +56,7 @@ class Booker:
         self.waiting: list[Claim] = []
         self.booking: set[int] = set()  # users with claims in a batch being written
         self.changed = asyncio.Event()  # a claim arrived, or a batch let its users go
+        self.closing = False
         self.writers: list[asyncio.Task] = []
         self.finisher = Finisher(ctx)
         self.loop = asyncio.get_running_loop()  # kept: asking costs a system call (getpid)
@@ -70,14 +71,18 @@ class Booker:
         return await claim.answer
 
     async def close(self) -> None:
-        for writer in self.writers:
-            writer.cancel()
+        """Book what is waiting, then stop. A writer is never cancelled in the middle of a
+        batch: a query cut off half read would leave its connection unusable."""
+        self.closing = True
+        self.changed.set()
         await asyncio.gather(*self.writers, return_exceptions=True)
         await self.finisher.close()
 
     async def _write(self) -> None:
         while True:
             if not any(c.user_id not in self.booking for c in self.waiting):
+                if self.closing and not self.waiting:
+                    return
                 self.changed.clear()
                 await self.changed.wait()
                 continue

@@ -33,6 +33,7 @@ class Finisher:
         self.next_round: asyncio.Future | None = None  # done once `waiting` has been checked
         self.wake = asyncio.Event()
         self.task: asyncio.Task | None = None
+        self.closing = False
 
     def check(self, rp_ids) -> asyncio.Future:
         """Have these packets checked soon; the future is done once they have been."""
@@ -45,9 +46,11 @@ class Finisher:
         return self.next_round
 
     async def close(self) -> None:
-        """Check what is waiting, then stop."""
+        """Let the round under way end (a query cut off half read would leave its connection
+        unusable), check what is waiting, then stop."""
+        self.closing = True
+        self.wake.set()
         if self.task is not None:
-            self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
         try:
             if self.waiting:
@@ -59,6 +62,8 @@ class Finisher:
         while True:
             await self.wake.wait()
             self.wake.clear()
+            if self.closing:
+                return
             rp_ids, self.waiting = self.waiting, set()
             this_round, self.next_round = self.next_round, None
             try:
