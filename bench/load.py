@@ -5,6 +5,7 @@ Jobs: ping (closed loop for a duration), grab (each client grabs every packet in
 random order), listen (record when each `message` event arrives), idle (just stay connected).
 """
 import asyncio
+import itertools
 import json
 import random
 import resource
@@ -39,14 +40,18 @@ async def ping(conns, job) -> dict:
 
 
 async def grab(conns, job) -> dict:
-    """Every client grabs each packet of `rp_ids` in its own random order."""
+    """Every client grabs each packet of `rp_ids` in its own random order; with a `duration`,
+    again and again in that order until the time is up (a closed loop, like `ping`)."""
     by_result: dict[str, list[float]] = {}
     won: dict[str, dict[str, str]] = {}
+    deadline = time.perf_counter() + job.get("duration", 0)
 
     async def loop(index, conn):
         order = list(job["rp_ids"][index] if isinstance(job["rp_ids"][0], list) else job["rp_ids"])
         random.shuffle(order)
-        for rp_id in order:
+        for n, rp_id in enumerate(itertools.cycle(order)):
+            if n >= len(order) and time.perf_counter() >= deadline:
+                break
             started = time.perf_counter()
             reply = await conn.request("packet.grab", rp_id=rp_id)
             result = reply.get("result", reply.get("code"))
