@@ -10,7 +10,7 @@ import asyncio
 import struct
 
 import tornado.websocket
-from tornado.iostream import StreamClosedError
+from tornado.iostream import IOStream, StreamClosedError
 from tornado.util import _websocket_mask
 
 FIN, RSV, RSV1, OPCODE, MASKED = 0x80, 0x70, 0x40, 0x0F, 0x80
@@ -135,3 +135,19 @@ def frame(data: bytes | str) -> bytes:
     else:
         header = struct.pack("!BBQ", FIN | opcode, 127, size)
     return header + payload
+
+
+def send_now(stream, data: bytes) -> int:
+    """Hand `data` to the socket at once; return how many bytes it took (0 if none).
+
+    Tornado's `write` makes a future (in Python 3.11 a getpid() system call) and goes through
+    its buffer even when the socket could take everything at once, as it nearly always can.
+    Only a plain stream with nothing queued is written to here, so bytes keep their order;
+    whatever the socket does not take, or any error, is left to the stream's own `write`.
+    """
+    if type(stream) is not IOStream or stream.writing() or stream.closed():
+        return 0
+    try:
+        return stream.socket.send(data)
+    except OSError:
+        return 0

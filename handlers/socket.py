@@ -8,7 +8,7 @@ import tornado.iostream
 import tornado.websocket
 
 from handlers import ops
-from handlers.frames import BulkFrameProtocol, frame
+from handlers.frames import BulkFrameProtocol, frame, send_now
 from handlers.base import is_unicode
 from rtserver import auth, codec, metrics
 from rtserver.errors import (BadFrame, BadRequest, RateLimited, RtError, Unauthorized,
@@ -175,6 +175,9 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         # Tornado's own frames (close, ping) go through the same stream, whole, in order.
         protocol = self.ws_connection
         if protocol is None or protocol.is_closing():
+            return
+        frames = frames[send_now(protocol.stream, frames):]
+        if not frames:
             return
         try:
             written = protocol.stream.write(frames)

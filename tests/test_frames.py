@@ -1,15 +1,20 @@
 """Frames as they arrive on a real socket: split, packed together, fragmented, or refused."""
 import asyncio
 import base64
+import contextlib
 import os
+import socket
 import struct
 import urllib.parse
 
 import msgpack
 import pytest
+from tornado.iostream import IOStream
 
+from handlers.frames import send_now
 from handlers.socket import HARD_FRAME_LIMIT
 from rtserver import auth
+from rtserver.hub import user_room
 
 BINARY, TEXT, CONTINUATION, CLOSE, PING, PONG = 0x2, 0x1, 0x0, 0x8, 0x9, 0xA
 
@@ -94,8 +99,8 @@ class RawSocket:
 def raw_socket(http_server, base_url, settings, admin):
     opened = []
 
-    async def open_one() -> RawSocket:
-        token = auth.issue_token(settings.token_secret, await admin.user())
+    async def open_one(user_id: int | None = None) -> RawSocket:
+        token = auth.issue_token(settings.token_secret, user_id or await admin.user())
         opened.append(await RawSocket.open(base_url, token))
         return opened[-1]
 
@@ -162,3 +167,49 @@ async def test_a_close_from_the_client_is_answered_with_its_code(raw_socket):
     await raw.send(encode_frame(CLOSE, struct.pack("!H", 1000) + b"bye"))
     opcode, payload = await raw.frame()
     assert (opcode, struct.unpack("!H", payload[:2])[0]) == (CLOSE, 1000)
+
+
+@pytest.mark.gen_test
+async def test_what_the_socket_cannot_take_at_once_still_arrives_whole_and_in_order(
+        raw_socket, admin, ctx):
+    """Frames go straight to the socket when nothing is queued: the small ones written while
+    a large one waits in the stream's buffer must queue behind it, not jump ahead."""
+    user_id = await admin.user()
+    raw = await raw_socket(user_id)
+    large = "红" * 100_000  # 300 KB: more than a socket's buffers take at once
+    async def read_all():
+        return [await raw.message() for _ in range(20)]
+
+    reading = asyncio.ensure_future(read_all())
+    for n in range(20):  # while the client reads, so the socket keeps taking a little
+        ctx.hub.publish([user_room(user_id)], {"ev": "message", "n": n,
+                                               "text": large if n % 2 == 0 else "小"})
+        await asyncio.sleep(0.001)  # each one written on its own turn of the loop
+    heard = await reading
+    assert [m["n"] for m in heard] == list(range(20))
+    assert [m["text"] for m in heard] == [large, "小"] * 10
+
+
+@pytest.mark.gen_test
+async def test_nothing_goes_straight_to_the_socket_while_the_stream_holds_bytes():
+    ours, peer = socket.socketpair()
+    stream = IOStream(ours)
+    try:
+        peer.setblocking(False)
+        written = stream.write(b"a" * 4_000_000)  # far more than the socket takes at once
+        received = bytearray(peer.recv(1 << 20))  # room again, before the stream can know
+        assert stream.writing()
+        assert send_now(stream, b"b") == 0  # it would overtake the bytes queued before it
+        while not written.done():
+            await asyncio.sleep(0.001)
+            with contextlib.suppress(BlockingIOError):
+                received += peer.recv(1 << 20)
+        assert send_now(stream, b"bcd") == 3  # nothing queued: the socket takes it at once
+        while len(received) < 4_000_003:
+            await asyncio.sleep(0.001)
+            with contextlib.suppress(BlockingIOError):
+                received += peer.recv(1 << 20)
+        assert received == b"a" * 4_000_000 + b"bcd"
+    finally:
+        stream.close()
+        peer.close()
