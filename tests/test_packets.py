@@ -367,3 +367,26 @@ async def test_a_grab_taken_but_not_written_is_completed_by_the_retry(admin, con
     assert (await clients[1].request("wallet.get"))["balance"] == "2.50"
     assert (await clients[1].request("packet.grab", rp_id=rp_id))["result"] == "already"
     audit()
+
+
+@pytest.mark.gen_test
+async def test_too_slow_is_answered_from_redis_alone(admin, connect, ctx, monkeypatch, audit):
+    """The answer most grabbers get in a storm costs one Redis call at most and no SQL: the
+    packet and its group's members come from this node's caches."""
+    gid, users, clients = await group_with(admin, connect, 8, "1.00")
+    rp_id = await create_and_pay(clients[0], type=2, for_id=gid, number=2, amount="0.50")
+    first = await asyncio.gather(*(c.request("packet.grab", rp_id=rp_id) for c in clients))
+    losers = [c for c, r in zip(clients, first) if r["result"] == "too_slow"]
+    assert len(losers) == 6
+    await clients[0].event("packet.state", rp_id=rp_id, status="finished")
+    sql, redis_calls = [], []
+    acquire, execute = ctx.db.pool.acquire, ctx.redis.execute_command
+    monkeypatch.setattr(ctx.db.pool, "acquire", lambda *a, **k: sql.append(a) or acquire(*a, **k))
+    monkeypatch.setattr(ctx.redis, "execute_command",
+                        lambda *a, **k: redis_calls.append(a[0]) or execute(*a, **k))
+    again = await asyncio.gather(*(c.request("packet.grab", rp_id=rp_id)
+                                   for _ in range(5) for c in losers))
+    assert {r["result"] for r in again} == {"too_slow"}
+    assert sql == []
+    assert 1 <= len(redis_calls) <= len(again)
+    audit()
