@@ -25,6 +25,8 @@ async def figures(cur) -> dict[str, int]:
 
 
 # Each query lists the rows that break one rule; an empty result means the rule holds.
+# A ledger row's `ref` is text: it is matched against a number's text (CAST … AS CHAR), since
+# text compared with a number cannot use the (kind, ref) key and every pair would be compared.
 RULES = {
     "wallet balance differs from the sum of its ledger":
         "SELECT w.user_id, w.balance, COALESCE(SUM(l.amount), 0) AS ledger FROM wallets w"
@@ -48,14 +50,15 @@ RULES = {
         " OR (is_into_account = 1 AND user_id IS NULL)",
     "credited share without exactly its ledger row":
         "SELECT s.id, s.money, l.amount FROM red_packet_log s LEFT JOIN wallet_ledger l"
-        " ON l.kind = 'grab' AND l.ref = s.id"
+        " ON l.kind = 'grab' AND l.ref = CAST(s.id AS CHAR)"
         " WHERE s.is_into_account = 1 AND (l.id IS NULL OR l.amount <> s.money"
         " OR l.user_id <> s.user_id)",
     "grab ledger row for a share not credited":
         "SELECT l.id, l.ref FROM wallet_ledger l LEFT JOIN red_packet_log s ON s.id = l.ref"
         " WHERE l.kind = 'grab' AND (s.id IS NULL OR s.is_into_account = 0)",
     "balance-paid packet without exactly its pay row":
-        "SELECT p.id FROM red_packet p LEFT JOIN wallet_ledger l ON l.kind = 'pay' AND l.ref = p.id"
+        "SELECT p.id FROM red_packet p LEFT JOIN wallet_ledger l"
+        " ON l.kind = 'pay' AND l.ref = CAST(p.id AS CHAR)"
         " WHERE p.pay_type = 0 AND ((p.pay_status = 1 AND (l.id IS NULL"
         " OR l.amount <> -p.total_money OR l.user_id <> p.user_id))"
         " OR (p.pay_status <> 1 AND l.id IS NOT NULL))",
@@ -71,7 +74,7 @@ RULES = {
         " WHERE s.is_into_account = 1 AND p.pay_status <> 1",
     "refund booked differs from the packet's return_money":
         "SELECT p.id, p.return_money, l.amount FROM red_packet p LEFT JOIN wallet_ledger l"
-        " ON l.kind = 'refund' AND l.ref = p.id"
+        " ON l.kind = 'refund' AND l.ref = CAST(p.id AS CHAR)"
         " WHERE (l.id IS NULL AND p.return_money <> 0)"
         " OR (l.id IS NOT NULL AND (l.amount <> p.return_money OR l.user_id <> p.user_id))",
     "money returned for a provider payment that did not come in, or that paid its packet":
