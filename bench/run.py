@@ -36,6 +36,7 @@ LOAD_PROCESSES = 2
 # burst of writes (purging old row versions, flushing pages) is not charged to the next one.
 SETTLE_SECONDS = 3
 WARM_UP_PACKETS = 5
+STARTED = time.monotonic()
 
 
 class Wrong(Exception):
@@ -329,6 +330,11 @@ def scenario_idle(server: Server, users: list[int]) -> dict:
             "kb_per_connection": round((after - before) / len(users), 2)}
 
 
+def progress(what: str) -> None:
+    """A line on stderr as each part starts: a full run takes minutes."""
+    print(f"[{time.monotonic() - STARTED:5.0f} s] {what}", file=sys.stderr, flush=True)
+
+
 def merge(first: dict, second: dict) -> dict:
     """Per-user wins of two storms."""
     merged = {uid: dict(wins) for uid, wins in first.items()}
@@ -487,11 +493,14 @@ def main() -> int:
         storm_group = 900_001
         server.admin("PUT", f"/admin/groups/{storm_group}",
                      {"name": "storm", "members": [sender] + grabber_ids})
+        progress("ping ceiling")
         figures["ping"] = scenario_ping(server, grabber_ids, duration=5)
+        progress("warm-up storm")
         rp_ids, won = warm_up([server], sender, storm_group, grabber_ids, shares)
         # Storms and baselines take turns, so that the machine's drift falls on both alike.
         storms, ceilings = [], {"seed_sql": [], "for_update_sql": []}
         for turn in range(args.rounds):
+            progress(f"grab storm and baselines, round {turn + 1} of {args.rounds}")
             storm_ids = asyncio.run(pay_packets(server, sender, storm_group, packets, shares,
                                                 "100.00"))
             storm, storm_won = scenario_storm([server], grabber_ids, storm_ids,
@@ -503,14 +512,18 @@ def main() -> int:
         figures["storm"] = storm_figures(storms, grabbers, packets)
         for name, rates in ceilings.items():
             figures[name] = {"won_per_s": round(statistics.median(rates)), "won_per_s_each": rates}
+        progress("checking every share and wallet")
         check_money(mysql_url, rp_ids, won, 1, server)
+        progress("too-slow answers")
         figures["too_slow"] = scenario_too_slow(server, grabber_ids, rp_ids, won, duration=5)
         room = provision(server, 10_000, members, "0.01")
         fan_group = 900_002
         server.admin("PUT", f"/admin/groups/{fan_group}", {"name": "fan-out",
                                                            "members": [sender] + room})
+        progress("fan-out")
         figures["fanout"] = scenario_fanout([server], sender, fan_group, room, 20)
         # The same storm and fan-out over two nodes sharing the database and Redis.
+        progress("two nodes")
         second = server.sibling()
         second.start()
         try:
@@ -528,8 +541,10 @@ def main() -> int:
             second.stop()
         rp_ids, won = rp_ids + more, merge(won, won_more)
         if args.idle:
+            progress(f"{args.idle} idle connections")
             idle_users = provision(server, 100_000, args.idle, "0.01")
             figures["idle"] = scenario_idle(server, idle_users)
+        progress("checking every share and wallet")
         check_money(mysql_url, rp_ids, won, 1, server)
     except Wrong as wrong:
         print(f"WRONG RESULT, no figures reported: {wrong}", file=sys.stderr)
