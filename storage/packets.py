@@ -104,10 +104,12 @@ async def mark_credited(cur, share_id: int) -> bool:
 
 
 async def finish(cur, rp_id: int, now: int) -> bool:
-    """Record that the last share was taken; True only for the call that recorded it."""
+    """Record that the last share was taken; True only for the call that recorded it.
+
+    A packet voided since its shares were seen taken is not finished: the void cancelled them."""
     await cur.execute(
         "UPDATE red_packet SET finish_time = %s, expend_time = %s - pay_time"
-        " WHERE id = %s AND finish_time = 0", (now, now, rp_id))
+        " WHERE id = %s AND finish_time = 0 AND pay_status IN (1, 2)", (now, now, rp_id))
     return cur.rowcount == 1
 
 

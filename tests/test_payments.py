@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from jobs.settler import Settler
-from rtserver import payments, settlement
+from rtserver import finishing, payments, settlement
 from storage import packets
 from storage.queue import SettlementQueue
 from tests.providers import new_key
@@ -286,6 +286,9 @@ async def test_void_after_timeout_then_late_success_refunds_the_sender(
     assert (await clients[2].request("packet.grab", rp_id=rp_id))["result"] == "expired"
     assert (await clients[1].request("packet.grab", rp_id=rp_id))["result"] == "expired"
     assert (await clients[0].request("packet.detail", rp_id=rp_id))["packet"]["status"] == "voided"
+    await finishing.finish(ctx, rp_id)  # as a finisher that had read it before the void would
+    async with ctx.db.cursor() as cur:
+        assert (await packets.get(cur, rp_id))["finish_time"] == 0, "a voided packet finished"
     assert await notify(base_url, "sandbox", sandbox_note(providers, created)) == (204, "")
     await settle_all(ctx)
     assert await balances(clients) == [300, 100, 100], "the payment went back to the sender"
