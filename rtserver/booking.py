@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from rtserver import views
 from rtserver.context import Context
+from rtserver.errors import Unavailable
 from rtserver.finishing import Finisher
 from rtserver.hub import user_room
 from rtserver.money import format_fen
@@ -63,6 +64,8 @@ class Booker:
 
     async def book(self, meta: dict, rp_id: int, user_id: int, slot: int, last: bool):
         """Book the share of a taken slot; None when that share went to someone else."""
+        if self.closing:  # no writer would book it: the retry, on this node or another, will
+            raise Unavailable("the server is stopping; retry")
         if not self.writers:
             self.writers = [self.loop.create_task(self._write()) for _ in range(WRITERS)]
         claim = Claim(meta, rp_id, user_id, slot, last, self.loop.create_future())

@@ -63,3 +63,19 @@ async def test_one_user_grabbing_many_packets_at_once_gets_every_fen(admin, conn
     assert cents(t.named("wallet")[-1]["balance"]) == balance
     assert [b for _, b in await grab_ledger(ctx, taker)][-1] == balance
     audit()
+
+
+@pytest.mark.gen_test
+async def test_a_grab_reaching_a_stopping_node_is_told_to_retry_and_the_retry_books_it(
+        admin, connect, ctx, audit):
+    gid, users, (s, a, b) = await group_with(admin, connect, 3, "10.00")
+    rp_id = await create_and_pay(s, type=2, for_id=gid, number=2, amount="1.00")
+    assert (await a.request("packet.grab", rp_id=rp_id))["result"] == "ok"
+    await ctx.booker.close()  # the node is stopping
+    refused = await b.request("packet.grab", rp_id=rp_id)
+    assert (refused["ok"], refused["code"]) == (False, "unavailable")
+    ctx.booker = None  # the node again, started anew
+    again = await b.request("packet.grab", rp_id=rp_id)
+    assert (again["result"], again["money"]) == ("ok", "1.00")
+    assert (await b.request("wallet.get"))["balance"] == "11.00"
+    audit()
