@@ -469,7 +469,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller numbers, for trying it")
     parser.add_argument("--idle", type=int, default=10_000, help="idle connections (0: skip)")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=int, default=5,
                         help="storms, each followed by the baselines (medians are reported)")
     parser.add_argument("--profile", metavar="FILE",
                         help="record the server with py-spy during the first storm")
@@ -488,7 +488,9 @@ def main() -> int:
     figures = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                            "platform": platform.platform()}}
     try:
-        sender = provision(server, 1, 1, "20000.00")[0]
+        # Enough for every packet of the run: the storms', two warm-ups, and fan-out's 0.01s.
+        storm_packets = (args.rounds + 1) * packets + 2 * WARM_UP_PACKETS
+        sender = provision(server, 1, 1, f"{storm_packets * 100 + 1}.00")[0]
         grabber_ids = provision(server, 2, grabbers, "0.01")
         storm_group = 900_001
         server.admin("PUT", f"/admin/groups/{storm_group}",
