@@ -22,7 +22,7 @@ from rtserver.uow import publish, retrying
 from rtserver.wallet import wallet_event
 from storage import grabs, packets, people, slots
 from storage.db import is_duplicate
-from storage.errors import is_deadlock
+from storage.errors import is_deadlock, is_dependency_down
 
 log = logging.getLogger("rtserver.booking")
 
@@ -124,9 +124,10 @@ class Booker:
         try:
             return await retrying(lambda: book_together(self.ctx, batch))
         except Exception as exc:
-            # One claim the batch cannot take, or a batch that keeps deadlocking with another:
-            # book its claims one by one.
-            if not (isinstance(exc, Conflict) or is_duplicate(exc) or is_deadlock(exc)):
+            # MariaDB unreachable fails every claim alike. Anything else may be one claim's
+            # doing (a share taken elsewhere, a wallet that cannot hold more) or a batch that
+            # keeps deadlocking with another: book its claims one by one.
+            if is_dependency_down(exc) and not is_deadlock(exc):
                 raise
         answers = []
         for claim in batch:

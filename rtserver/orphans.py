@@ -1,11 +1,15 @@
 """Grabs whose slot was taken in Redis but whose share was never booked (the grabber's request
 died in between): a sweep books them, so every share ends grabbed or refunded, never stuck."""
+import logging
 import time
 
 from rtserver.booking import booker_of
 from rtserver.context import Context
 from rtserver.slots import load_slots
 from storage import packets, slots
+from storage.errors import is_dependency_down
+
+log = logging.getLogger("rtserver.orphans")
 
 ORPHAN_GRACE = 10  # seconds a taken slot may wait for its own request to book it
 
@@ -26,6 +30,18 @@ async def book_orphaned_grabs(ctx: Context, grace: float = ORPHAN_GRACE) -> int:
         left = await slots.free_count(ctx.redis, ctx.keys, rp_id)
         for user_id, seq in holders.items():
             if user_id not in claimed:
-                answer = await booker_of(ctx).book(meta, rp_id, user_id, seq, left == 0)
-                booked += bool(answer and answer["result"] == "ok")
+                booked += await _book(ctx, meta, rp_id, user_id, seq, left == 0)
     return booked
+
+
+async def _book(ctx: Context, meta: dict, rp_id: int, user_id: int, seq: int, last: bool) -> bool:
+    """Book one orphaned grab. One that MariaDB refuses (a wallet too full for its share) is
+    left for the expiry refund: it must not stop the sweep for every orphan after it."""
+    try:
+        answer = await booker_of(ctx).book(meta, rp_id, user_id, seq, last)
+    except Exception as exc:
+        if is_dependency_down(exc):
+            raise
+        log.exception("orphaned grab of packet %s slot %s not booked", rp_id, seq)
+        return False
+    return bool(answer and answer["result"] == "ok")

@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from rtserver import orphans
 from rtserver.booking import Claim, book_together
 from rtserver.slots import load_slots
 from storage import slots
@@ -78,4 +79,22 @@ async def test_a_grab_reaching_a_stopping_node_is_told_to_retry_and_the_retry_bo
     again = await b.request("packet.grab", rp_id=rp_id)
     assert (again["result"], again["money"]) == ("ok", "1.00")
     assert (await b.request("wallet.get"))["balance"] == "11.00"
+    audit()
+
+
+@pytest.mark.gen_test
+async def test_a_wallet_too_full_for_its_share_costs_the_other_grabbers_nothing(
+        admin, connect, ctx, audit):
+    gid, (sender, whale, *others), clients = await group_with(admin, connect, 6, "10.00")
+    assert await admin.deposit(whale, "9999999989.99") == "9999999999.99"  # all it can hold
+    rp_id = await create_and_pay(clients[0], type=2, for_id=gid, number=5, amount="1.00")
+    replies = await asyncio.gather(*(c.request("packet.grab", rp_id=rp_id) for c in clients[1:]))
+    assert replies[0]["ok"] is False
+    assert [(r.get("result"), r.get("money")) for r in replies[1:]] == [("ok", "1.00")] * 4
+    for client in clients[2:]:
+        assert (await client.request("wallet.get"))["balance"] == "11.00"
+    assert (await clients[1].request("wallet.get"))["balance"] == "9999999999.99"
+    # The whale's slot stays taken and its share unbooked (the expiry refund returns it): the
+    # sweep of orphaned grabs passes over it and goes on.
+    await orphans.book_orphaned_grabs(ctx, grace=-1)
     audit()
