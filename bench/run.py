@@ -430,6 +430,7 @@ def ratio(storm: dict, ceiling: dict, target: str) -> str:
 
 def table(figures: dict) -> str:
     storm, seed, locked = figures["storm"], figures["seed_sql"], figures["for_update_sql"]
+    room = f"fan-out {figures['fanout']['members']}"
     rows = [
         ("ping ceiling", f"{figures['ping']['requests_per_s']} req/s",
          f"p99 {figures['ping']['p99_ms']} ms"),
@@ -442,9 +443,9 @@ def table(figures: dict) -> str:
          f"p99 {figures['too_slow']['p99_ms']} ms; "
          f"{figures['too_slow']['answers_per_s'] / figures['ping']['requests_per_s']:.2f}× ping "
          "(target ≥ 0.5×)"),
-        ("fan-out 500: chat, last member", f"p50 {figures['fanout']['chat_last_member_p50_ms']} ms",
+        (f"{room}: chat, last member", f"p50 {figures['fanout']['chat_last_member_p50_ms']} ms",
          f"p99 {figures['fanout']['chat_last_member_p99_ms']} ms (target ≤ 40)"),
-        ("fan-out 500: packet, last member",
+        (f"{room}: packet, last member",
          f"p50 {figures['fanout']['packet_last_member_p50_ms']} ms",
          f"p99 {figures['fanout']['packet_last_member_p99_ms']} ms"),
     ]
@@ -454,7 +455,7 @@ def table(figures: dict) -> str:
             ("two nodes: winning grabs", f"{two['won_per_s']} /s",
              f"{two['won_per_s'] / storm['won_per_s']:.2f}× one node; p99 ok "
              f"{two.get('ok_p99_ms')} ms"),
-            ("two nodes: fan-out 500, chat", f"p50 {fan_two['chat_last_member_p50_ms']} ms",
+            (f"two nodes: {room}, chat", f"p50 {fan_two['chat_last_member_p50_ms']} ms",
              f"p99 {fan_two['chat_last_member_p99_ms']} ms"),
         ]
     if "idle" in figures:
