@@ -4,6 +4,7 @@ The run's database and key prefix are made once and removed at the end; every te
 IOLoop, so pools and Redis clients are opened per test on that loop (pytest-tornado).
 """
 import asyncio
+import dataclasses
 import itertools
 import os
 import secrets
@@ -69,8 +70,10 @@ def run_settings(providers, tmp_path_factory):
 
 
 @pytest.fixture
-def settings(run_settings):
-    return run_settings
+def settings(run_settings, request):
+    """This run's settings with the flags a test names: `@pytest.mark.parametrize("settings",
+    [{"rate_limit": 50}], indirect=True)`."""
+    return dataclasses.replace(run_settings, **getattr(request, "param", {}))
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """PROTOCOL.md's "Hostile clients": tokens, secret-free logs, rate limits, origins, bodies."""
 import asyncio
-import dataclasses
 import json
 import logging
 import time
@@ -18,13 +17,6 @@ from handlers.base import MAX_BODY
 from rtserver import auth
 from rtserver.ratelimit import TokenBucket
 from tests.providers import new_key
-
-
-@pytest.fixture
-def settings(run_settings, request):
-    """This run's settings with the flags a test names: `@pytest.mark.parametrize("settings",
-    [{"rate_limit": 50}], indirect=True)`."""
-    return dataclasses.replace(run_settings, **getattr(request, "param", {}))
 
 
 def ws_url(base_url: str, token: str | None = None) -> str:
