@@ -14,7 +14,8 @@ from tornado.iostream import IOStream, StreamClosedError
 from tornado.util import _websocket_mask
 
 FIN, RSV, RSV1, OPCODE, MASKED = 0x80, 0x70, 0x40, 0x0F, 0x80
-CONTINUATION, CONTROL = 0x0, 0x8
+CONTINUATION, CLOSE, PING = 0x0, 0x8, 0x9
+CONTROL = 0x8  # the opcode bit every control frame (close, ping, pong) has
 READ_SIZE = 64 * 1024  # the most one read takes from the stream
 # A connection that sent this many bytes in frames since it last gave way lets the others have
 # a turn of the event loop: a client's burst never holds up everyone else.
@@ -37,9 +38,9 @@ class BulkFrameProtocol(tornado.websocket.WebSocketProtocol13):
                         break
                     del buffer[:used]
                     work += FRAME_COST + used
-                if work >= YIELD_AFTER_BYTES:
-                    work = 0
-                    await asyncio.sleep(0)
+                    if work >= YIELD_AFTER_BYTES:  # within a burst: it may hold 10,000 frames
+                        work = 0
+                        await asyncio.sleep(0)
         except StreamClosedError:
             self._abort()
         finally:
@@ -85,11 +86,20 @@ class BulkFrameProtocol(tornado.websocket.WebSocketProtocol13):
         if mask is not None:
             payload = _websocket_mask(mask, payload)
         message = self._whole_message(header & FIN, opcode, payload)
-        if message is not None:
+        if message is not None and self._admit(message[0]):
             handled = self._handle_message(*message)
             if handled is not None:
                 await handled
         return end
+
+    def _admit(self, opcode: int) -> bool:
+        """Whether to act on a whole message. Once the server has sent its close frame only the
+        client's close counts (a client cut off for flooding may go on sending until it answers).
+        A ping costs a request's token: answering pongs is work, and they pile up unsent for a
+        client that does not read."""
+        if self.server_terminated:
+            return opcode == CLOSE
+        return opcode != PING or self.handler.admit_ping()
 
     def _whole_message(self, final: int, opcode: int, payload: bytes):
         """(opcode, data) of a message this frame completes, or None; fragments are kept."""

@@ -101,7 +101,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         # The bucket comes first: a flood must cost nothing but this check (and its refusal).
         if self.bucket and not self.bucket.take(time.monotonic()):
             return self._rate_limited(data)
-        if len(data) > self.ctx.settings.max_frame:
+        if _size(data) > self.ctx.settings.max_frame:
             return self._bad_frame(BadFrame("frame too large"), too_big=True)
         try:
             frame = _decode(data)
@@ -140,7 +140,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         if not self.patience.take(time.monotonic()):
             return self.close(1008, "rate limit")
         rid = None
-        if len(data) <= self.ctx.settings.max_frame:
+        if _size(data) <= self.ctx.settings.max_frame:
             try:
                 rid = _request_id(_decode(data))
             except BadFrame:
@@ -148,6 +148,15 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         err = RateLimited()
         self.send_frame(codec.encode(self.subprotocol, {"re": rid, "ok": False, "code": err.code,
                                                         "message": err.message}))
+
+    def admit_ping(self) -> bool:
+        """A client's ping costs a token, as a request does: past the rate it goes unanswered,
+        and a client that keeps on is cut off like any flooder."""
+        if self.bucket is None or self.bucket.take(time.monotonic()):
+            return True
+        if not self.patience.take(time.monotonic()):
+            self.close(1008, "rate limit")
+        return False
 
     def _buckets(self) -> tuple[TokenBucket | None, TokenBucket | None]:
         """The request bucket (`--rate-limit` a second, bursts of twice that) and the patience."""
@@ -203,6 +212,11 @@ def _decode(data: bytes | str) -> dict:
     if isinstance(data, str) and SURROGATE_ESCAPE.search(data) and not is_unicode(frame):
         raise BadFrame("a string in the frame is not Unicode (a lone surrogate)")
     return frame
+
+
+def _size(data: bytes | str) -> int:
+    """A frame's size in bytes, as sent: Tornado hands text frames over decoded."""
+    return len(data) if isinstance(data, bytes) else len(data.encode())
 
 
 def _request_id(frame: dict):

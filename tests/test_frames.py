@@ -11,8 +11,9 @@ import msgpack
 import pytest
 from tornado.iostream import IOStream
 
+from handlers import ops
 from handlers.frames import send_now
-from handlers.socket import HARD_FRAME_LIMIT
+from handlers.socket import HARD_FRAME_LIMIT, SocketHandler
 from rtserver import auth
 from rtserver.hub import user_room
 
@@ -213,3 +214,66 @@ async def test_nothing_goes_straight_to_the_socket_while_the_stream_holds_bytes(
     finally:
         stream.close()
         peer.close()
+
+
+@pytest.mark.gen_test
+async def test_a_burst_of_thousands_of_frames_lets_other_clients_in_within_it(
+        raw_socket, connect, admin, monkeypatch):
+    """However many frames one read brings (here 10,000 pings in 60 KB), the connection gives
+    way every few dozen: another client's request is answered in the middle of the burst."""
+    handled = []
+    monkeypatch.setattr(SocketHandler, "on_ping", lambda self, data: handled.append("ping"))
+    _, real_ping = ops.OPS["ping"]
+
+    async def marked_ping(ctx, user_id):
+        handled.append("request")
+        return await real_ping(ctx, user_id)
+
+    monkeypatch.setitem(ops.OPS, "ping", ({}, marked_ping))
+    flooder = await raw_socket()
+    bystander = await connect(await admin.user())
+    await flooder.send(encode_frame(PING, b"") * 10_000)
+    while not handled:  # the burst is being read
+        await asyncio.sleep(0)
+    assert (await bystander.request("ping"))["ok"]
+    assert handled.index("request") < 1_000
+
+
+@pytest.mark.parametrize("settings", [{"rate_limit": 50}], indirect=True)
+@pytest.mark.gen_test
+async def test_a_ping_flood_costs_tokens_and_is_cut_off(raw_socket):
+    raw = await raw_socket()
+    await raw.send(encode_frame(PING, b"x") * 1_000)
+    pongs = 0
+    while (frame := await raw.frame())[0] == PONG:
+        pongs += 1
+    opcode, payload = frame
+    assert (opcode, struct.unpack("!H", payload[:2])[0]) == (CLOSE, 1008)
+    assert 100 <= pongs < 200  # the bucket's burst (twice the rate) and what refilled meanwhile
+
+
+@pytest.mark.parametrize("settings", [{"rate_limit": 50}], indirect=True)
+@pytest.mark.gen_test
+async def test_nothing_a_client_sends_after_it_was_cut_off_is_done(raw_socket, admin, connect):
+    flooder_id, friend_id = await admin.users(2)
+    flooder = await raw_socket(flooder_id)
+    await flooder.send(b"".join(encode_frame(BINARY, request(n)) for n in range(400)))
+    assert await flooder.is_cut_off()
+    await asyncio.sleep(0.2)  # its bucket fills again while it ignores the close
+    said = msgpack.packb({"op": "chat.send", "id": 1, "to_type": "user", "to_id": friend_id,
+                          "text": "说完了吗"})
+    await flooder.send(encode_frame(BINARY, said) + encode_frame(CLOSE, struct.pack("!H", 1000)))
+    assert await flooder.is_cut_off()
+    friend = await connect(friend_id)
+    history = await friend.request("chat.history", to_type="user", to_id=flooder_id)
+    assert history["messages"] == []
+
+
+@pytest.mark.gen_test
+async def test_a_text_frame_is_measured_in_bytes_not_characters(raw_socket):
+    raw = await raw_socket()
+    text = '{"op": "ping", "id": 1, "pad": "%s"}' % ("红" * 30_000)  # 30,000 characters, 90 KB
+    await raw.send(encode_frame(TEXT, text.encode()))
+    reply = await raw.message()
+    assert (reply["ev"], reply["code"], reply["message"]) == ("error", "bad_frame",
+                                                              "frame too large")
