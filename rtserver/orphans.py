@@ -7,7 +7,7 @@ from rtserver.booking import booker_of
 from rtserver.context import Context
 from rtserver.slots import load_slots
 from storage import packets, slots
-from storage.errors import is_dependency_down
+from storage.errors import is_refused
 
 log = logging.getLogger("rtserver.orphans")
 
@@ -40,7 +40,7 @@ async def _book(ctx: Context, meta: dict, rp_id: int, user_id: int, seq: int, la
     try:
         answer = await booker_of(ctx).book(meta, rp_id, user_id, seq, last)
     except Exception as exc:
-        if is_dependency_down(exc):
+        if not is_refused(exc):
             raise
         log.exception("orphaned grab of packet %s slot %s not booked", rp_id, seq)
         return False

@@ -23,3 +23,9 @@ def is_deadlock(exc: BaseException) -> bool:
     """Two transactions waited on each other (or too long): retrying is the cure."""
     return isinstance(exc, pymysql.err.OperationalError) and bool(exc.args) and \
         exc.args[0] in (1205, 1213)
+
+
+def is_refused(exc: BaseException) -> bool:
+    """MariaDB refused the statement itself (a value out of range, a constraint): trying the
+    same again will not help."""
+    return isinstance(exc, pymysql.err.MySQLError) and not is_dependency_down(exc)
