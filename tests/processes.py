@@ -208,6 +208,7 @@ class TcpProxy:
 
     def stop(self) -> None:
         self.close()
+        self._call(self._end_pipes())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()
@@ -226,6 +227,13 @@ class TcpProxy:
         for transport in list(self._transports):
             transport.abort()
         self._transports.clear()
+
+    async def _end_pipes(self) -> None:
+        """End the pipes still copying: a loop stopped under them leaves them pending."""
+        pipes = asyncio.all_tasks() - {asyncio.current_task()}  # this loop runs only the proxy
+        for pipe in pipes:
+            pipe.cancel()
+        await asyncio.gather(*pipes, return_exceptions=True)
 
     async def _pipe(self, reader, writer) -> None:
         try:
