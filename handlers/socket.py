@@ -99,7 +99,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
 
     def on_message(self, data):
         # The bucket comes first: a flood must cost nothing but this check (and its refusal).
-        if self.bucket and not self.bucket.take(time.monotonic()):
+        if self._refused():
             return self._rate_limited(data)
         if _size(data) > self.ctx.settings.max_frame:
             return self._bad_frame(BadFrame("frame too large"), too_big=True)
@@ -136,9 +136,9 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
                                      {"ev": "error", "code": exc.code, "message": exc.message}))
 
     def _rate_limited(self, data) -> None:
-        """Answer `rate_limited` to the request's id, doing nothing else; cut off a flooder."""
-        if not self.patience.take(time.monotonic()):
-            return self.close(1008, "rate limit")
+        """Answer `rate_limited` to the request's id, doing nothing else."""
+        if self.ws_connection is None:  # cut off for it
+            return
         rid = None
         if _size(data) <= self.ctx.settings.max_frame:
             try:
@@ -152,11 +152,17 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
     def admit_ping(self) -> bool:
         """A client's ping costs a token, as a request does: past the rate it goes unanswered,
         and a client that keeps on is cut off like any flooder."""
-        if self.bucket is None or self.bucket.take(time.monotonic()):
-            return True
-        if not self.patience.take(time.monotonic()):
+        return not self._refused()
+
+    def _refused(self) -> bool:
+        """Whether the bucket refuses this frame; a client refused past its patience is cut
+        off (1008)."""
+        now = time.monotonic()
+        if self.bucket is None or self.bucket.take(now):
+            return False
+        if not self.patience.take(now):
             self.close(1008, "rate limit")
-        return False
+        return True
 
     def _buckets(self) -> tuple[TokenBucket | None, TokenBucket | None]:
         """The request bucket (`--rate-limit` a second, bursts of twice that) and the patience."""

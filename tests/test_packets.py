@@ -25,6 +25,19 @@ async def create_and_pay(client, **args) -> int:
     return created["rp_id"]
 
 
+def calls_of(monkeypatch, client, method: str) -> list:
+    """A list that records each call of `client.method`; every call is passed on to the real
+    method, over the real connection, and its own result returned."""
+    calls, real = [], getattr(client, method)
+
+    def passed_on(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(client, method, passed_on)
+    return calls
+
+
 def cents(text: str) -> int:
     return parse_amount(text)
 
@@ -379,11 +392,9 @@ async def test_too_slow_is_answered_from_redis_alone(admin, connect, ctx, monkey
     losers = [c for c, r in zip(clients, first) if r["result"] == "too_slow"]
     assert len(losers) == 6
     await clients[0].event("packet.state", rp_id=rp_id, status="finished")
-    sql, redis_calls = [], []
-    acquire, execute = ctx.db.pool.acquire, ctx.redis.execute_command
-    monkeypatch.setattr(ctx.db.pool, "acquire", lambda *a, **k: sql.append(a) or acquire(*a, **k))
-    monkeypatch.setattr(ctx.redis, "execute_command",
-                        lambda *a, **k: redis_calls.append(a[0]) or execute(*a, **k))
+    # Counted on their way to the real MariaDB pool and Redis client, which still serve them.
+    sql = calls_of(monkeypatch, ctx.db.pool, "acquire")
+    redis_calls = calls_of(monkeypatch, ctx.redis, "execute_command")
     again = await asyncio.gather(*(c.request("packet.grab", rp_id=rp_id)
                                    for _ in range(5) for c in losers))
     assert {r["result"] for r in again} == {"too_slow"}
