@@ -50,7 +50,8 @@ class BulkFrameProtocol(tornado.websocket.WebSocketProtocol13):
         """Handle the frame at the start of `data`; return its size, 0 while it is incomplete.
 
         The checks are Tornado's, in its order: a frame Tornado would refuse is refused the same
-        way (the connection aborted, or closed with 1009 when too big)."""
+        way (the connection aborted, or closed with 1009 when too big). One is added, which
+        Tornado leaves out: a client's frame must be masked (else 1002)."""
         if len(data) < 2:
             return 0
         header, second = data[0], data[1]
@@ -76,15 +77,15 @@ class BulkFrameProtocol(tornado.websocket.WebSocketProtocol13):
             self.close(1009, "message too big")
             self._abort()
             return 0
-        mask = None
-        if second & MASKED:
-            mask, start = bytes(data[start:start + 4]), start + 4
+        if not second & MASKED:  # RFC 6455 §5.1: a server closes on an unmasked client frame
+            self.close(1002, "client frames must be masked")
+            self._abort()
+            return 0
+        mask, start = bytes(data[start:start + 4]), start + 4
         end = start + length
         if len(data) < end:
             return 0
-        payload = bytes(data[start:end])
-        if mask is not None:
-            payload = _websocket_mask(mask, payload)
+        payload = _websocket_mask(mask, bytes(data[start:end]))
         message = self._whole_message(header & FIN, opcode, payload)
         if message is not None and self._admit(message[0]):
             handled = self._handle_message(*message)

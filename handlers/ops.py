@@ -50,6 +50,14 @@ OPS = {
 }
 
 
+# Ops that change nothing: when their socket closes before they are answered, they are dropped.
+READS = frozenset({"ping", "wallet.get", "chat.history", "packet.detail", "packet.list"})
+
+
+def only_reads(op) -> bool:
+    return isinstance(op, str) and op in READS
+
+
 async def call(ctx, user_id: int, op: str, frame: dict) -> dict:
     """Run one op for a user and return its result fields."""
     if not isinstance(op, str) or op not in OPS:

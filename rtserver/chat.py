@@ -1,7 +1,7 @@
 """Chat: text messages, packet messages, and the history a reconnecting client catches up from."""
 import time
 
-from rtserver import access, views
+from rtserver import access, codec, views
 from rtserver.context import Context
 from rtserver.errors import BadRequest, NotFound
 from rtserver.hub import group_room, user_room
@@ -11,6 +11,7 @@ from rtserver.uow import UnitOfWork
 from storage import chat, people
 
 MAX_TEXT = 2000
+HISTORY_BYTES = codec.MAX_REPLY - 1024  # the messages of one reply; the rest is its envelope
 
 
 def room_of(to_type: str, to_id: int, from_id: int) -> str:
@@ -72,4 +73,17 @@ async def history(ctx: Context, user_id: int, to_type: str, to_id: int, before: 
     async with ctx.db.cursor() as cur:
         await check_can_talk(cur, user_id, to_type, to_id)
         rows = await chat.history(cur, room_of(to_type, to_id, user_id), before, limit)
-        return {"messages": await views.messages(cur, rows, int(time.time()))}
+        messages = await views.messages(cur, rows, int(time.time()))
+    return {"messages": newest_within(messages, HISTORY_BYTES)}
+
+
+def newest_within(messages: list[dict], budget: int) -> list[dict]:
+    """The newest of `messages` (oldest first) whose replies fit in `budget` bytes: a client
+    asking for more pages on from the oldest it got, with `before`."""
+    kept = 0
+    for message in reversed(messages):
+        budget -= codec.size_at_most(message)
+        if budget < 0:
+            break
+        kept += 1
+    return messages[len(messages) - kept:]

@@ -8,6 +8,13 @@ from rtserver.errors import BadFrame
 MSGPACK = "rp.v1.msgpack"
 JSON = "rp.v1.json"
 SUBPROTOCOLS = (MSGPACK, JSON)
+MAX_REPLY = 256 * 1024  # PROTOCOL.md: no reply is larger, in bytes as sent
+
+
+def size_at_most(frame: dict) -> int:
+    """An upper bound of a frame's size in either encoding: its JSON's UTF-8 bytes (msgpack is
+    never larger: shorter numbers, no quotes, no escapes)."""
+    return len(json.dumps(frame, ensure_ascii=False, separators=(",", ":")).encode())
 
 
 def encode(subprotocol: str, frame: dict) -> bytes | str:

@@ -6,6 +6,7 @@ from rtserver.caches import Caches
 from rtserver.config import Settings
 from rtserver.hub import Hub
 from rtserver.providers import load_providers
+from rtserver.quotas import Quotas
 from storage.channel import EventChannel
 from storage.db import Database
 from storage.redis_client import Keys, connect
@@ -26,6 +27,7 @@ class Context:
     booker: object = None  # the group commit of grabs, started by the first grab
     bus: Bus | None = None  # events to every node, joined by open_context
     taker: SlotTaker | None = None  # the grab scripts of concurrent grabs, sent together
+    quotas: Quotas | None = None  # sockets and requests in flight, per user and for the node
 
     @property
     def keys(self) -> Keys:
@@ -38,7 +40,8 @@ async def open_context(settings: Settings) -> Context:
     redis = connect(settings.redis_url, settings.redis_cluster)
     ctx = Context(settings=settings, db=db, redis=redis, hub=Hub(),
                   providers=load_providers(settings),
-                  taker=SlotTaker(redis, Keys(settings.redis_prefix)))
+                  taker=SlotTaker(redis, Keys(settings.redis_prefix)),
+                  quotas=Quotas(settings.max_connections, settings.max_connections_per_user))
     ctx.bus = Bus(EventChannel(redis, settings.redis_url, settings.redis_prefix), ctx.hub,
                   ctx.caches)
     await ctx.bus.start()

@@ -67,3 +67,11 @@ class RateLimited(RtError):
 
 class Unavailable(RtError):
     code, default_message, http_status = "unavailable", "a dependency is down; retry", 503
+
+
+class TooManyConnections(RateLimited):
+    default_message = "too many connections for this user on this node"
+
+
+class NodeFull(Unavailable):
+    default_message = "this node has no room for more connections"

@@ -9,6 +9,8 @@ LATENCY = Histogram("rtserver_request_seconds", "Time to answer a socket request
                     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
 EVENTS = Counter("rtserver_events_total", "Events sent to connections", ["ev"])
 HTTP = Counter("rtserver_http_requests_total", "HTTP requests", ["handler", "status"])
+REFUSED = Counter("rtserver_refused_total", "Work refused for a node's own safety (a limit reached)",
+                  ["limit"])
 
 
 def answered(op: str, outcome: str, seconds: float) -> None:
@@ -17,11 +19,21 @@ def answered(op: str, outcome: str, seconds: float) -> None:
     _latency(op).observe(seconds)
 
 
-# Ops and outcomes are few (unknown ops are counted as "unknown"): each labelled child is looked
-# up once, not on every request.
+def refused(limit: str) -> None:
+    """Count one refusal by the limit that made it."""
+    _refused(limit).inc()
+
+
+# Ops, outcomes and limits are few (unknown ops are counted as "unknown"): each labelled child
+# is looked up once, not on every request.
 @functools.cache
 def _requests(op: str, outcome: str):
     return REQUESTS.labels(op, outcome)
+
+
+@functools.cache
+def _refused(limit: str):
+    return REFUSED.labels(limit)
 
 
 @functools.cache

@@ -101,8 +101,14 @@ class Database:
     async def cursor(self):
         """Yield a dict cursor on an autocommit connection, for reads and single statements."""
         async with self.pool.acquire() as conn:
-            async with conn.cursor(aiomysql.DictCursor) as cur:
-                yield cur
+            try:
+                async with conn.cursor(aiomysql.DictCursor) as cur:
+                    yield cur
+            except asyncio.CancelledError:
+                # A reply cut off half read would be the next user's first answer: the
+                # connection goes, and the pool opens another.
+                conn.close()
+                raise
 
     def transaction(self) -> "Transaction":
         return Transaction(self.pool)

@@ -21,16 +21,20 @@ BINARY, TEXT, CONTINUATION, CLOSE, PING, PONG = 0x2, 0x1, 0x0, 0x8, 0x9, 0xA
 
 
 def encode_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0,
-                 length: int | None = None) -> bytes:
-    """A masked client frame; `length` may claim a size other than the payload's."""
+                 length: int | None = None, masked: bool = True) -> bytes:
+    """A client frame, masked as clients must unless told; `length` may claim a size other
+    than the payload's."""
     size = len(payload) if length is None else length
     head = bytes([(0x80 if fin else 0) | rsv | opcode])
+    bit = 0x80 if masked else 0
     if size < 126:
-        head += bytes([0x80 | size])
+        head += bytes([bit | size])
     elif size <= 0xFFFF:
-        head += bytes([0x80 | 126]) + struct.pack("!H", size)
+        head += bytes([bit | 126]) + struct.pack("!H", size)
     else:
-        head += bytes([0x80 | 127]) + struct.pack("!Q", size)
+        head += bytes([bit | 127]) + struct.pack("!Q", size)
+    if not masked:
+        return head + payload
     mask = os.urandom(4)
     return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
@@ -160,6 +164,15 @@ async def test_a_frame_over_the_hard_limit_is_closed_with_1009_before_its_body(r
     await raw.send(encode_frame(BINARY, b"", length=HARD_FRAME_LIMIT + 1))  # header only
     opcode, payload = await raw.frame()
     assert (opcode, struct.unpack("!H", payload[:2])[0]) == (CLOSE, 1009)
+
+
+@pytest.mark.gen_test
+async def test_an_unmasked_client_frame_is_closed_with_1002_and_not_answered(raw_socket):
+    raw = await raw_socket()
+    await raw.send(encode_frame(BINARY, request(1), masked=False))
+    opcode, payload = await raw.frame()  # no answer to ping 1 comes before it
+    assert (opcode, struct.unpack("!H", payload[:2])[0]) == (CLOSE, 1002)
+    assert await raw.is_cut_off()
 
 
 @pytest.mark.gen_test

@@ -13,6 +13,9 @@ const BACKOFF_MAX_MS = 15000;
 // request is refused and does nothing; catching up many rooms at once can get there.
 const RATE_LIMIT_RETRIES = 3;
 const RATE_LIMIT_WAIT_MS = 1000;
+// The server works on at most 16 requests of one socket at once and refuses the rest: the
+// others wait here for their turn.
+const MAX_IN_FLIGHT = 16;
 
 export class Connection {
   /**
@@ -24,6 +27,8 @@ export class Connection {
     this.codec = window.MessagePack ? msgpackCodec(window.MessagePack) : jsonCodec();
     this.nextId = 1;
     this.pending = new Map();
+    this.inFlight = 0;
+    this.waiting = []; // resolvers of requests waiting for their turn
     this.listeners = new Map();
     this.socket = null;
     this.connected = false;
@@ -142,9 +147,20 @@ export class Connection {
    */
   async request(op, args = {}) {
     for (let attempt = 1; ; attempt++) {
-      const reply = await this.requestOnce(op, args);
+      const reply = await this.inTurn(() => this.requestOnce(op, args));
       if (reply.code !== "rate_limited" || attempt > RATE_LIMIT_RETRIES) return reply;
       await new Promise((resolve) => setTimeout(resolve, RATE_LIMIT_WAIT_MS * attempt));
+    }
+  }
+
+  async inTurn(send) {
+    while (this.inFlight >= MAX_IN_FLIGHT) await new Promise((go) => this.waiting.push(go));
+    this.inFlight++;
+    try {
+      return await send();
+    } finally {
+      this.inFlight--;
+      this.waiting.shift()?.();
     }
   }
 

@@ -1,0 +1,191 @@
+"""PROTOCOL.md's "Hostile clients, round 2" inside one node: sockets per user and per node,
+requests being worked on, what a closed socket leaves behind, and the size of every answer."""
+import asyncio
+import contextlib
+
+import pytest
+import tornado.httpclient
+
+from rtserver import auth, codec
+from rtserver.chat import HISTORY_BYTES, newest_within
+from rtserver.errors import NodeFull, TooManyConnections
+from rtserver.quotas import REQUESTS_PER_CONNECTION, REQUESTS_PER_USER, Quotas
+from tests.test_hostile import upgrade
+
+LONG_TEXT = "红包" * 1000  # 2,000 characters, 6,000 bytes: a hundred make 600 KB
+
+
+# The counts alone
+
+def test_a_users_sockets_are_capped_and_a_closed_one_frees_its_seat():
+    quotas = Quotas(max_connections=100, max_connections_per_user=2)
+    quotas.take_socket(1)
+    quotas.take_socket(1)
+    with pytest.raises(TooManyConnections):
+        quotas.take_socket(1)
+    quotas.take_socket(2)  # another user is not held up by the first
+    quotas.give_socket(1)
+    quotas.take_socket(1)
+    assert quotas.connections == 3
+
+
+def test_a_full_node_refuses_everyone_until_a_socket_closes():
+    quotas = Quotas(max_connections=2, max_connections_per_user=20)
+    quotas.take_socket(1)
+    quotas.take_socket(2)
+    with pytest.raises(NodeFull):
+        quotas.take_socket(3)
+    quotas.give_socket(2)
+    quotas.take_socket(3)
+
+
+def test_requests_are_capped_per_connection_and_per_user():
+    quotas = Quotas(max_connections=100, max_connections_per_user=20)
+    assert not quotas.take_request(1, on_connection=REQUESTS_PER_CONNECTION)
+    assert all(quotas.take_request(1, on_connection=0) for _ in range(REQUESTS_PER_USER))
+    assert not quotas.take_request(1, on_connection=0)
+    assert quotas.take_request(2, on_connection=0)
+    quotas.give_request(1)
+    assert quotas.take_request(1, on_connection=0)
+
+
+def test_history_keeps_the_newest_messages_that_fit():
+    messages = [{"id": n, "text": "x" * 100} for n in range(10)]
+    size = codec.size_at_most(messages[0])
+    assert newest_within(messages, 3 * size) == messages[7:]
+    assert newest_within(messages, 3 * size - 1) == messages[8:]
+    assert newest_within(messages, 100 * size) == messages
+
+
+# Sockets
+
+@pytest.mark.gen_test(timeout=30)
+async def test_the_21st_socket_of_one_user_is_429_before_the_upgrade(admin, connect, settings,
+                                                                      base_url, ctx):
+    uid, other = await admin.user(), await admin.user()
+    sockets = [await connect(uid) for _ in range(settings.max_connections_per_user)]
+    with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
+        await upgrade(base_url, auth.issue_token(settings.token_secret, uid))
+    assert refused.value.code == 429
+    assert (await (await connect(other)).request("ping"))["ok"]
+    open_before = ctx.quotas.connections
+    sockets[0].close()
+    await _until(lambda: ctx.quotas.connections == open_before - 1)
+    assert (await (await connect(uid)).request("ping"))["ok"]  # the seat it left
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("settings", [{"max_connections": 3}], indirect=True)
+async def test_a_node_at_max_connections_answers_503(admin, connect, settings, base_url):
+    users = await admin.users(4)
+    for uid in users[:3]:
+        await connect(uid)
+    with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
+        await upgrade(base_url, auth.issue_token(settings.token_secret, users[3]))
+    assert refused.value.code == 503
+
+
+# Requests being worked on
+
+@contextlib.asynccontextmanager
+async def database_busy(ctx):
+    """Hold every pooled MariaDB connection, so that requests needing one wait in flight."""
+    held = [await ctx.db.pool.acquire() for _ in range(ctx.db.pool.maxsize)]
+    try:
+        yield
+    finally:
+        for conn in held:
+            ctx.db.pool.release(conn)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_past_16_requests_on_a_socket_and_32_across_a_users_sockets_are_refused(
+        admin, connect, ctx):
+    uid, other = await admin.user(), await admin.user()
+    phones = [await connect(uid) for _ in range(3)]
+    bystander = await connect(other)
+    async with database_busy(ctx):
+        asked = [asyncio.ensure_future(phone.request("wallet.get"))
+                 for phone in phones for _ in range(REQUESTS_PER_CONNECTION + 4)]
+        await asyncio.sleep(0.3)  # every frame has arrived and waits, or was refused
+        assert (await bystander.request("ping"))["ok"]  # another user is answered meanwhile
+    replies = await asyncio.gather(*asked)
+    assert {r["code"] for r in replies if not r["ok"]} == {"rate_limited"}
+    assert sum(r["ok"] for r in replies) == REQUESTS_PER_USER
+    per_phone = len(replies) // len(phones)
+    for n in range(len(phones)):
+        assert sum(r["ok"] for r in replies[n * per_phone:(n + 1) * per_phone]) \
+            <= REQUESTS_PER_CONNECTION
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_socket_past_16_requests_gets_its_first_16_answered(admin, connect, ctx):
+    phone = await connect(await admin.user())
+    async with database_busy(ctx):
+        asked = [asyncio.ensure_future(phone.request("wallet.get"))
+                 for _ in range(REQUESTS_PER_CONNECTION + 4)]
+        await asyncio.sleep(0.3)
+    replies = await asyncio.gather(*asked)
+    assert [r["ok"] for r in replies] == [True] * REQUESTS_PER_CONNECTION + [False] * 4
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_closed_socket_drops_its_waiting_reads_and_finishes_its_message(
+        admin, connect, ctx):
+    uid, friend = await admin.user(), await admin.user()
+    gid = await admin.group([uid, friend])
+    phone, listener = await connect(uid), await connect(friend)
+    async with database_busy(ctx):
+        for n in range(10):
+            await phone.send({"op": "chat.history", "id": n, "to_type": "group", "to_id": gid})
+        await phone.send({"op": "chat.send", "id": 99, "to_type": "group", "to_id": gid,
+                          "text": "晚安"})
+        await asyncio.sleep(0.2)
+        assert len(ctx.inflight) == 11
+        phone.close()
+        await _until(lambda: ctx.hub.count() == 1)
+        await asyncio.sleep(0.05)  # the dropped reads end on the next turns of the loop
+        assert len(ctx.inflight) == 1  # only the message is still on its way
+    said = await listener.event("message")
+    assert said["message"]["text"] == "晚安"
+    assert not ctx.inflight
+
+
+# Answers
+
+@pytest.mark.gen_test(timeout=60)
+async def test_history_of_long_messages_pages_under_256_kib_and_misses_none(admin, connect):
+    uid = await admin.user()
+    gid = await admin.group([uid])
+    writer = await connect(uid)
+    for n in range(100):
+        reply = await writer.request("chat.send", to_type="group", to_id=gid,
+                                     text=f"{n:03d}{LONG_TEXT}"[:2000])
+        assert reply["ok"], reply
+    for subprotocol in codec.SUBPROTOCOLS:
+        reader = await connect(uid, subprotocol)
+        seen, before = [], None
+        while True:
+            page = await reader.request("chat.history", to_type="group", to_id=gid, limit=100,
+                                        **({"before": before} if before else {}))
+            assert len(_encoded(subprotocol, page)) <= codec.MAX_REPLY
+            if not page["messages"]:
+                break
+            assert len(page["messages"]) < 100
+            seen = page["messages"] + seen
+            before = page["messages"][0]["id"]
+        assert [m["text"][:3] for m in seen] == [f"{n:03d}" for n in range(100)], subprotocol
+    assert HISTORY_BYTES < codec.MAX_REPLY
+
+
+async def _until(condition, timeout: float = 5) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def _encoded(subprotocol: str, frame: dict) -> bytes:
+    """A frame as the server sent it (both codecs encode a map the same way every time)."""
+    data = codec.encode(subprotocol, frame)
+    return data if isinstance(data, bytes) else data.encode()
