@@ -1,10 +1,10 @@
 """`rtserver serve | migrate | jobs | audit`."""
 import asyncio
-import gc
 import logging
 import signal
 import sys
 
+import tornado.ioloop
 import tornado.log
 
 from rtserver import config
@@ -13,7 +13,8 @@ USAGE = "usage: rtserver {serve,migrate,jobs,audit} [--flag=value ...]  (rtserve
 log = logging.getLogger("rtserver")
 
 SHUTDOWN_GRACE = 10  # seconds in-flight requests get to finish on SIGTERM
-GC_YOUNG_THRESHOLD = 50_000  # allocations between young-generation collections (Python: 700)
+# A frame is at most 1 MiB (handlers/socket.py); Tornado's default lets a peer buffer 100 MB.
+MAX_BUFFER = 4 << 20
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,11 +68,16 @@ async def _serve(settings) -> None:
     from jobs.runner import JobRunner
     from rtserver.app import make_app
     from rtserver.context import close_context, open_context
+    from rtserver.listener import listen, raise_fd_limit
+    from rtserver.memory import TRIM_INTERVAL, calm_garbage_collector, give_memory_back
 
+    raise_fd_limit(settings.max_connections)
     ctx = await open_context(settings)
     calm_garbage_collector()
-    server = make_app(ctx).listen(settings.port, settings.address, xheaders=True,
-                                  max_body_size=MAX_BODY)
+    server = listen(make_app(ctx), settings.port, settings.address, settings.header_timeout,
+                    max_body_size=MAX_BODY, max_buffer_size=MAX_BUFFER)
+    memory = tornado.ioloop.PeriodicCallback(give_memory_back, TRIM_INTERVAL * 1000)
+    memory.start()
     runner = JobRunner(ctx) if settings.jobs == "inline" else None
     if runner:
         runner.start()
@@ -80,6 +86,7 @@ async def _serve(settings) -> None:
     await _until_signalled()
     log.info("shutting down")
     server.stop()
+    memory.stop()
     if ctx.inflight:  # answer what was asked before the sockets close
         await asyncio.wait(list(ctx.inflight), timeout=SHUTDOWN_GRACE)
     ctx.hub.shut_all(1001, "server shutting down")
@@ -87,14 +94,6 @@ async def _serve(settings) -> None:
         await runner.stop()
     await server.close_all_connections()
     await close_context(ctx)
-
-
-def calm_garbage_collector() -> None:
-    """Collect young objects less often: every connection is a web of long-lived objects, and
-    each full collection walks them all, a pause felt by every socket at once."""
-    gc.collect()
-    gc.freeze()  # what start-up made lives as long as the process
-    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 100)
 
 
 async def _jobs_alone(settings) -> None:

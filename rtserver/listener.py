@@ -1,0 +1,153 @@
+"""The HTTP server of `rtserver serve`, bounded against peers that hold connections open.
+
+Tornado's defaults let a peer that sends a request line a byte at a time keep its socket for an
+hour, and its accept loop logs a traceback on every turn once the process is out of file
+descriptors (PROTOCOL.md, "Hostile clients, round 2": headers within `--header-timeout`, bodies
+within 30 s, idle keep-alive connections closed after 60 s, running out of descriptors logged
+once a second at most).
+"""
+import errno
+import logging
+import resource
+import socket
+import time
+
+import tornado.httpserver
+import tornado.httputil
+import tornado.ioloop
+import tornado.netutil
+
+from rtserver import metrics
+
+log = logging.getLogger("rtserver.listener")
+
+BODY_TIMEOUT = 30  # seconds a request's body may take to arrive
+IDLE_TIMEOUT = 60  # seconds a kept-alive connection may wait for its next request
+ACCEPT_PAUSE = 0.1  # seconds the accept loop rests when no descriptor is left for a new socket
+FD_HEADROOM = 1024  # descriptors beyond the sockets: MariaDB, Redis, files, the listener
+OUT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+def listen(app, port: int, address: str, header_timeout: float, **options):
+    """Serve `app` on `port`; return the server (stop it with `stop()`)."""
+    server = GuardedServer(app, header_timeout=header_timeout, xheaders=True,
+                           idle_connection_timeout=IDLE_TIMEOUT, body_timeout=BODY_TIMEOUT,
+                           **options)
+    sockets = tornado.netutil.bind_sockets(port, address)
+    server.add_sockets([PatientSocket.taking(s) for s in sockets])
+    return server
+
+
+class GuardedServer(tornado.httpserver.HTTPServer):
+    """Tornado's server with a deadline on the headers of each connection's first request.
+
+    Tornado has one time-out for waiting for a request and reading its headers
+    (`idle_connection_timeout`): the idle limit covers a kept-alive connection's later requests,
+    and a new connection, which has never been idle, gets `header_timeout` to say what it wants.
+    """
+
+    def initialize(self, *args, header_timeout: float, **kwargs):
+        super().initialize(*args, **kwargs)
+        self.header_timeout = header_timeout
+        self._answered: set = set()  # connections past their first request's headers
+
+    def start_request(self, server_conn, request_conn):
+        delegate = super().start_request(server_conn, request_conn)
+        if server_conn in self._answered:
+            return delegate
+        self._answered.add(server_conn)
+        return HeaderDeadline(delegate, request_conn, self.header_timeout)
+
+    def on_close(self, server_conn) -> None:
+        self._answered.discard(server_conn)
+        super().on_close(server_conn)
+
+
+class HeaderDeadline(tornado.httputil.HTTPMessageDelegate):
+    """Close a connection whose request's headers have not all arrived in time."""
+
+    def __init__(self, delegate, request_conn, timeout: float):
+        self.delegate = delegate
+        self.timer = tornado.ioloop.IOLoop.current().call_later(timeout, self._expire,
+                                                                request_conn)
+
+    def _expire(self, request_conn) -> None:
+        metrics.refused("header_timeout")
+        request_conn.close()
+
+    def _stop(self) -> None:
+        tornado.ioloop.IOLoop.current().remove_timeout(self.timer)
+
+    def headers_received(self, start_line, headers):
+        self._stop()
+        return self.delegate.headers_received(start_line, headers)
+
+    def data_received(self, chunk):
+        return self.delegate.data_received(chunk)
+
+    def finish(self) -> None:
+        self.delegate.finish()
+
+    def on_connection_close(self) -> None:
+        self._stop()
+        self.delegate.on_connection_close()
+
+
+class PatientSocket(socket.socket):
+    """A listening socket that, with no descriptor left for a new connection, stops accepting
+    for a moment and says so once a second, instead of failing (and being logged) every turn."""
+
+    @classmethod
+    def taking(cls, sock: socket.socket) -> "PatientSocket":
+        patient = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        patient.setblocking(False)
+        patient._logged, patient._unlogged = 0.0, 0
+        return patient
+
+    def accept(self):
+        try:
+            return super().accept()
+        except OSError as exc:
+            if exc.errno not in OUT_OF_FDS:
+                raise
+            metrics.refused("file_descriptors")
+            self._say(exc)
+            self._rest()
+            raise BlockingIOError(errno.EAGAIN, "resting") from None  # Tornado: try later
+
+    def _say(self, exc: OSError) -> None:
+        now = time.monotonic()
+        if now - self._logged < 1:
+            self._unlogged += 1
+            return
+        again = f" ({self._unlogged} more times since the last line)" if self._unlogged else ""
+        log.error("cannot accept connections: %s%s", exc.strerror, again)
+        self._logged, self._unlogged = now, 0
+
+    def _rest(self) -> None:
+        """Stop watching for connections; the kernel keeps them queued meanwhile."""
+        loop, fd = tornado.ioloop.IOLoop.current(), self.fileno()
+        loop.update_handler(fd, 0)
+
+        def resume():
+            if self.fileno() == fd:  # not closed by the server stopping meanwhile
+                loop.update_handler(fd, tornado.ioloop.IOLoop.READ)
+        loop.call_later(ACCEPT_PAUSE, resume)
+
+
+def raise_fd_limit(sockets: int) -> int:
+    """Allow this process enough descriptors for `sockets` connections, as far as it may;
+    return the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = sockets + FD_HEADROOM
+    if soft >= wanted:
+        return soft
+    try:  # raising the hard limit too needs privilege (root)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, max(hard, wanted)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, hard), hard))
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft < wanted:
+        log.warning("%d file descriptors allowed, fewer than %d sockets and their headroom need",
+                    soft, sockets)
+    return soft
