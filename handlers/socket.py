@@ -195,6 +195,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         now = time.monotonic()
         if self.bucket is None or self.bucket.take(now):
             return False
+        metrics.refused("rate")
         if not self.patience.take(now):
             self.close(1008, "rate limit")
         return True
@@ -213,6 +214,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         """Queue a message for the client: the messages of one turn of the event loop (a reply,
         the events of a commit) leave in one write, without Tornado's task per message."""
         if self.pending_bytes > MAX_PENDING_BYTES:
+            metrics.refused("unsent_bytes")
             return self.close(1008, "too slow to read")
         self.outbox.append(frame(data))
         if len(self.outbox) == 1:

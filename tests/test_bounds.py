@@ -67,6 +67,8 @@ async def test_the_21st_socket_of_one_user_is_429_before_the_upgrade(admin, conn
     with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
         await upgrade(base_url, auth.issue_token(settings.token_secret, uid))
     assert refused.value.code == 429
+    metrics = await tornado.httpclient.AsyncHTTPClient().fetch(base_url + "/metrics")
+    assert b'rtserver_refused_total{limit="connections_per_user"}' in metrics.body
     assert (await (await connect(other)).request("ping"))["ok"]
     open_before = ctx.quotas.connections
     sockets[0].close()
