@@ -15,6 +15,7 @@ from rtserver import finishing, payments, settlement
 from storage import packets
 from storage.queue import SettlementQueue
 from tests.providers import new_key
+from tests.test_admin import LOOKALIKES
 from tests.test_packets import cents, group_with
 
 
@@ -194,6 +195,24 @@ async def test_forged_wrong_and_unknown_notifications_change_nothing(
         assert detail["packet"]["pay_status"] == 0, provider
     assert not clients[1].named("message")
     assert await balances(clients) == [100, 100]
+    audit()
+
+
+@pytest.mark.gen_test
+async def test_trade_numbers_differing_in_case_space_or_accent_are_four_payments(
+        admin, connect, base_url, providers, audit):
+    gid, users, clients = await group_with(admin, connect, 2, "1.00")
+    created = await third_party_packet(clients[0], gid, number=1, amount="2.00")
+    trades = [f"SBX{created['rp_id']}-{spelling}" for spelling in LOOKALIKES]
+    for _ in range(2):  # the second round repeats each notification: it moves nothing
+        for trade_no in trades:
+            note = sandbox_note(providers, created, trade_no=trade_no)
+            assert await notify(base_url, "sandbox", note) == (204, ""), trade_no
+    # The first trade paid the packet; each other one is money of its own, back to the sender.
+    assert await balances(clients) == [100 + 3 * 200, 100]
+    note = providers.sandbox(created["order"]["out_trade_no"].lower(), "2.00")
+    assert (await notify(base_url, "sandbox", note))[0] == 400, "another order number"
+    assert await balances(clients) == [100 + 3 * 200, 100]
     audit()
 
 
