@@ -1,10 +1,10 @@
-"""Integers written as text (a token's subject, an id in a path): one spelling each."""
+"""Integers written as text (a token's sub, a path id, UnionPay's fen): one spelling each."""
 import re
 
 MAX_ID = 2**63 - 1  # the largest id: a signed 64-bit integer's
 
 # ASCII digits with no sign, space or leading zero: "01", "+1", " 1" and "１" spell 1 too, and
-# whatever reads them as 1 lets one spelling of an id pass for another.
+# whatever reads them as 1 lets one spelling of an id or an amount pass for another.
 _CANONICAL = re.compile(r"[1-9][0-9]*", re.ASCII)
 
 

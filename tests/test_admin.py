@@ -73,6 +73,17 @@ async def test_deposit_is_idempotent_on_ref(admin, connect, audit):
 
 
 @pytest.mark.gen_test
+async def test_a_deposit_of_other_than_two_places_is_invalid_amount(admin, audit):
+    uid = await admin.user()
+    for amount in ("1", "1.0", "1.000"):
+        status, body = await admin.call("POST", f"/admin/wallets/{uid}/deposit",
+                                        {"amount": amount, "ref": f"{uid}-{amount}"})
+        assert (status, body["code"]) == (400, "invalid_amount"), amount
+    assert await admin.deposit(uid, "1.00") == "1.00", "the refusals moved nothing"
+    audit()
+
+
+@pytest.mark.gen_test
 async def test_deposit_to_unknown_user_is_404(admin):
     status, body = await admin.call("POST", "/admin/wallets/99999999/deposit",
                                     {"amount": "1.00", "ref": "nobody"})

@@ -190,6 +190,9 @@ VALIDATION = [
     ({"type": 3, "number": 2, "amount": "NaN"}, "invalid_amount"),
     ({"type": 3, "number": 2, "amount": "-1.00"}, "invalid_amount"),
     ({"type": 3, "number": 2, "amount": "0"}, "invalid_amount"),
+    ({"type": 3, "number": 2, "amount": "1"}, "invalid_amount"),      # exactly two places
+    ({"type": 3, "number": 2, "amount": "1.0"}, "invalid_amount"),
+    ({"type": 3, "number": 2, "amount": "1.000"}, "invalid_amount"),
     ({"type": 2, "number": 2, "amount": "200.01"}, "invalid_amount"),
     ({"type": 2, "number": 2, "amount": "0.00"}, "invalid_amount"),
     ({"type": 3, "number": 2, "amount": "1.00", "intro": "长" * 26}, "bad_request"),

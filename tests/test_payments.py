@@ -19,6 +19,9 @@ from tests.test_admin import LOOKALIKES
 from tests.test_packets import cents, group_with
 
 
+ONE_YUAN_MISSPELT = ("1", "1.0", "1.000", "01.00")
+
+
 async def notify(base_url: str, provider: str, headers_body) -> tuple[int, str]:
     headers, body = headers_body
     response = await tornado.httpclient.AsyncHTTPClient().fetch(
@@ -186,6 +189,12 @@ async def test_forged_wrong_and_unknown_notifications_change_nothing(
         ("sandbox", providers.sandbox(no["sandbox"], "1.00", secret="guess")),
         ("sandbox", providers.sandbox(no["sandbox"], "100.00")),
         ("sandbox", ({"X-Sandbox-Signature": "00"}, b"{}")),
+        # the right amount, spelled otherwise: two places, or integer fen without a leading 0
+        *(("alipay", providers.alipay(no["alipay"], amount)) for amount in ONE_YUAN_MISSPELT),
+        *(("sandbox", providers.sandbox(no["sandbox"], amount)) for amount in ONE_YUAN_MISSPELT),
+        *(("wechat", providers.wechat(no["wechat"], total)) for total in (100.0, True, "100")),
+        *(("unionpay", providers.unionpay(no["unionpay"], total))
+          for total in ("0100", "+100", " 100", "100 ", "100.00")),
     ]
     for provider, note in refused:
         status, _ = await notify(base_url, provider, note)
