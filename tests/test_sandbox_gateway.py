@@ -70,6 +70,27 @@ async def test_sandbox_gateway_refuses_unknown_orders(admin, base_url):
 
 
 @pytest.mark.gen_test(timeout=20)
+async def test_five_pays_of_one_order_are_one_trade_one_notification_and_one_payment(
+        admin, connect, base_url, ctx, audit, caplog):
+    caplog.set_level(logging.INFO, logger="tornado.access")
+    gid, users, clients = await group_with(admin, connect, 2, "1.00")
+    created = await third_party_packet(clients[0], gid, number=1, amount="4.00")
+    order = {"out_trade_no": created["order"]["out_trade_no"]}
+    answers = await asyncio.gather(*(post(base_url + "/sandbox/pay", order) for _ in range(5)))
+    assert {status for status, _ in answers} == {200}
+    assert len({json.dumps(sync, sort_keys=True) for _, sync in answers}) == 1, "one trade"
+    await paid(clients[0], created["rp_id"])
+    again = await post(base_url + "/sandbox/pay", {**order, "status": "FAILED"})
+    assert again == answers[0], "paid already: the same trade, whatever is asked"
+    await asyncio.sleep(3 * ctx.settings.sandbox_delay)  # any further notification would be in
+    assert len(notifications(caplog)) == 1
+    assert (await clients[0].request("wallet.get"))["balance"] == "1.00", "no money came back"
+    got = await clients[1].request("packet.grab", rp_id=created["rp_id"])
+    assert (got["money"], got["into_account"]) == ("4.00", True)
+    audit()
+
+
+@pytest.mark.gen_test(timeout=20)
 async def test_a_forged_host_header_still_gets_the_notification_to_the_server_itself(
         admin, connect, base_url, caplog):
     caplog.set_level(logging.INFO, logger="tornado.access")
