@@ -2,9 +2,9 @@
 from handlers.base import AdminHandler
 from rtserver import people, wallet
 from rtserver.errors import BadRequest, InvalidAmount
+from rtserver.integers import MAX_ID, positive_integer
 from rtserver.money import format_fen, parse_amount
 
-MAX_ID = 2**63 - 1
 MAX_NAME = 64  # characters of a user's or a group's name
 MAX_REF = 64  # characters of a deposit's reference
 MAX_MEMBERS = 10_000  # ids in one membership list
@@ -31,10 +31,11 @@ def _ids(value, field: str) -> list[int]:
 
 
 def _path_id(text: str) -> int:
-    """An id in the path; routes take any segment so that a bad one is a 400 with a message."""
-    if not (len(text) <= 19 and text.isascii() and text.isdigit() and 0 < int(text) <= MAX_ID):
-        raise BadRequest(f"ids are integers from 1 to {MAX_ID}")
-    return int(text)
+    """Read an id in the path; routes take any segment so that a bad one is a 400 with a message."""
+    found = positive_integer(text, MAX_ID)
+    if found is None:
+        raise BadRequest(f"ids are integers from 1 to {MAX_ID}, written without a leading zero")
+    return found
 
 
 class UserHandler(AdminHandler):

@@ -1,8 +1,8 @@
 """Argument schemas for socket ops: each parser turns a wire value into a checked Python value."""
 from rtserver.errors import BadRequest
+from rtserver.integers import MAX_ID
 from rtserver.money import parse_amount
 
-MAX_ID = 2**63 - 1
 REQUIRED = object()
 
 

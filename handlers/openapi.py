@@ -13,8 +13,8 @@ CODES = ["bad_request", "bad_frame", "unknown_op", "unauthorized", "forbidden", 
          "rate_limited", "unavailable", "internal"]
 MONEY = {"type": "string", "pattern": r"^-?[0-9]+\.[0-9]{2}$", "example": "12.34"}
 AMOUNT = {"type": "string", "example": "10.00",
-          "pattern": r"^([1-9][0-9]{0,9}(\.[0-9]{1,2})?|0\.(0[1-9]|[1-9][0-9]?))$",
-          "description": "more than 0, a decimal with at most two places"}
+          "pattern": r"^([1-9][0-9]{0,9}\.[0-9]{2}|0\.(0[1-9]|[1-9][0-9]))$",
+          "description": "more than 0, a decimal with exactly two places"}
 ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 IDS = {"type": "array", "items": ID, "maxItems": MAX_MEMBERS}
 TEXT = {"type": "string", "minLength": 1, "maxLength": MAX_NAME, "pattern": r"\S"}

@@ -38,8 +38,7 @@ class SandboxPayHandler(BaseHandler):
         out_trade_no, status = body.get("out_trade_no"), body.get("status", "SUCCESS")
         if not isinstance(out_trade_no, str) or status not in ("SUCCESS", "FAILED"):
             raise BadRequest("out_trade_no (text) and status SUCCESS or FAILED are required")
-        notify_url = f"{self.request.protocol}://{self.request.host}/pay/notify/sandbox"
-        self.write_json(await sandbox.pay_order(self.ctx, out_trade_no, status, notify_url))
+        self.write_json(await sandbox.pay_order(self.ctx, out_trade_no, status))
 
 
 default_handlers = [

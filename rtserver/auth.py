@@ -5,6 +5,7 @@ import time
 import jwt
 
 from rtserver.errors import Unauthorized
+from rtserver.integers import MAX_ID, positive_integer
 
 ALGORITHM = "HS256"
 
@@ -24,10 +25,13 @@ def user_of(secret: str, token: str | None) -> int:
                             options={"require": ["exp", "sub"]})
     except jwt.PyJWTError:
         raise Unauthorized("token invalid or expired") from None
-    sub = claims["sub"]
-    if not (isinstance(sub, str) and sub.isascii() and sub.isdigit() and 0 < int(sub) < 2**63):
+    # PyJWT reads `exp` with int(), so it would take "9999999999" (and True) for a time.
+    if type(claims["exp"]) not in (int, float):
+        raise Unauthorized("token exp is not a number")
+    user_id = positive_integer(claims["sub"], MAX_ID)
+    if user_id is None:
         raise Unauthorized("token subject is not a user id")
-    return int(sub)
+    return user_id
 
 
 def bearer(header: str | None) -> str | None:

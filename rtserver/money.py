@@ -13,11 +13,13 @@ MAX_AMOUNT_CHARS = 16
 
 # re.ASCII so that \d-like classes can never admit full-width or other Unicode digits; the
 # explicit [0-9] already excludes them, the flag documents the intent.
-_AMOUNT = re.compile(r"(0|[1-9][0-9]{0,11})(?:\.([0-9]{1,2}))?", re.ASCII)
+# Exactly two places: an amount has one spelling, so "1", "1.0" and "1.000" are refused rather
+# than read as 1.00 (what a client or a provider means by them is not ours to guess).
+_AMOUNT = re.compile(r"(0|[1-9][0-9]{0,11})\.([0-9]{2})", re.ASCII)
 
 
 def parse_amount(value) -> int:
-    """Turn a wire amount such as "12.34" into fen, refusing anything but a plain decimal string."""
+    """Turn a wire amount such as "12.34" into fen, refusing anything but a two-place decimal string."""
     if not isinstance(value, str):
         raise InvalidAmount(f"amount must be a decimal string like \"12.34\", not {type(value).__name__}")
     if len(value) > MAX_AMOUNT_CHARS:
@@ -25,9 +27,8 @@ def parse_amount(value) -> int:
     # fullmatch, not match with "$": "$" would let a trailing newline through.
     m = _AMOUNT.fullmatch(value)
     if m is None:
-        raise InvalidAmount(f"amount must be a decimal string with at most two places, like \"12.34\": {value!r}")
-    whole, frac = m.group(1), m.group(2) or ""
-    return int(whole) * 100 + int(frac.ljust(2, "0"))
+        raise InvalidAmount(f"amount must be a decimal string with exactly two places, like \"12.34\": {value!r}")
+    return int(m.group(1)) * 100 + int(m.group(2))
 
 
 def format_fen(fen: int) -> str:

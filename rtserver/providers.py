@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from rtserver.config import Settings
 from rtserver.errors import BadRequest, Forbidden, RtError
+from rtserver.integers import positive_integer
 from rtserver.money import format_fen, parse_amount
 
 WECHAT_REPLAY_WINDOW = 300  # seconds: WeChat Pay's notifications older or newer are refused
@@ -185,6 +186,7 @@ class UnionPay:
     name, pay_type = "unionpay", 3
     answer_type = "text/plain"  # of the body `answer` gives
     CONSUME = "01"  # txnType of a payment; refunds and reversals are other types
+    MOST_FEN = 999_999_999_999  # txnAmt is at most 12 digits
 
     def __init__(self, mer_id: str, unionpay_public_key):
         self.mer_id, self.key = mer_id, unionpay_public_key
@@ -202,11 +204,11 @@ class UnionPay:
             raise Forbidden("notification for another merId")
         if fields.get("txnType") != self.CONSUME:
             raise BadRequest("not a payment (txnType 01)")
-        txn_amt = fields.get("txnAmt", "")
-        if not (txn_amt.isascii() and txn_amt.isdigit() and 0 < len(txn_amt) <= 12):
+        txn_amt = positive_integer(fields.get("txnAmt"), self.MOST_FEN)
+        if txn_amt is None:
             raise BadRequest("txnAmt missing or malformed")
         return Notification(out_trade_no=_text(fields, "orderId"),
-                            trade_no=_text(fields, "queryId"), amount=int(txn_amt),
+                            trade_no=_text(fields, "queryId"), amount=txn_amt,
                             success=fields.get("respCode") == "00")
 
     def answer(self, ok: bool) -> tuple[int, str]:

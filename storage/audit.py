@@ -27,6 +27,8 @@ async def figures(cur) -> dict[str, int]:
 # Each query lists the rows that break one rule; an empty result means the rule holds.
 # A ledger row's `ref` is text: it is matched against a number's text (CAST … AS CHAR), since
 # text compared with a number cannot use the (kind, ref) key and every pair would be compared.
+# The cast's text has the connection's collation; `ref`'s binary one (migration 0007) wins the
+# comparison without a "mix of collations", so the key is still used (tests/test_audit.py).
 RULES = {
     "wallet balance differs from the sum of its ledger":
         "SELECT w.user_id, w.balance, COALESCE(SUM(l.amount), 0) AS ledger FROM wallets w"

@@ -77,8 +77,10 @@ def settings(run_settings, request):
 
 
 @pytest.fixture
-def ctx(io_loop, settings):
-    context = io_loop.run_sync(lambda: open_context(settings))
+def ctx(io_loop, settings, http_port):
+    """The in-process app's context; its settings name the port the app is served on."""
+    served = dataclasses.replace(settings, port=http_port)
+    context = io_loop.run_sync(lambda: open_context(served))
     yield context
     io_loop.run_sync(lambda: close_context(context))
 

@@ -73,6 +73,17 @@ async def test_deposit_is_idempotent_on_ref(admin, connect, audit):
 
 
 @pytest.mark.gen_test
+async def test_a_deposit_of_other_than_two_places_is_invalid_amount(admin, audit):
+    uid = await admin.user()
+    for amount in ("1", "1.0", "1.000"):
+        status, body = await admin.call("POST", f"/admin/wallets/{uid}/deposit",
+                                        {"amount": amount, "ref": f"{uid}-{amount}"})
+        assert (status, body["code"]) == (400, "invalid_amount"), amount
+    assert await admin.deposit(uid, "1.00") == "1.00", "the refusals moved nothing"
+    audit()
+
+
+@pytest.mark.gen_test
 async def test_deposit_to_unknown_user_is_404(admin):
     status, body = await admin.call("POST", "/admin/wallets/99999999/deposit",
                                     {"amount": "1.00", "ref": "nobody"})
@@ -131,4 +142,22 @@ async def test_a_deposit_past_what_a_wallet_holds_is_refused(admin, audit):
     status, body = await admin.call("POST", f"/admin/wallets/{uid}/deposit",
                                     {"amount": "0.01", "ref": f"over-{uid}"})
     assert status == 400 and body["code"] == "invalid_amount"
+    audit()
+
+
+# Four references MariaDB's default collation takes for one: case, a trailing space, an accent.
+LOOKALIKES = ("abc", "ABC", "abc ", "ábc")
+
+
+@pytest.mark.gen_test
+async def test_refs_differing_in_case_space_or_accent_are_four_deposits(admin, ctx, audit):
+    uid = await admin.user()
+    refs = [f"{uid}-{spelling}" for spelling in LOOKALIKES]  # this run's database is shared
+    assert [await admin.deposit(uid, "1.00", ref) for ref in refs] == \
+        ["1.00", "2.00", "3.00", "4.00"]
+    assert [await admin.deposit(uid, "1.00", ref) for ref in refs] == ["4.00"] * 4, \
+        "a repeat of each moves nothing"
+    async with ctx.db.cursor() as cur:
+        await cur.execute("SELECT ref FROM wallet_ledger WHERE user_id = %s ORDER BY id", (uid,))
+        assert [row["ref"] for row in await cur.fetchall()] == refs
     audit()

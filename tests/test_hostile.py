@@ -49,6 +49,11 @@ def refused_tokens(secret: str, admin_token: str, uid: int) -> dict[str, str]:
         "sub a number": _unchecked_hs256({"sub": uid, "exp": now + 60}, secret),
         "sub not a user id": jwt.encode({**claims, "sub": "alice"}, secret, algorithm="HS256"),
         "sub zero": jwt.encode({**claims, "sub": "0"}, secret, algorithm="HS256"),
+        # the user's own id, spelled otherwise: only "UID" names the user
+        **{f"sub {sub!r}": jwt.encode({**claims, "sub": sub}, secret, algorithm="HS256")
+           for sub in (f"0{uid}", f"+{uid}", f" {uid}", f"{uid} ")},
+        "exp a string": _unchecked_hs256({**claims, "exp": str(now + 60)}, secret),
+        "exp a bool": _unchecked_hs256({**claims, "exp": True}, secret),
         "not yet valid": jwt.encode({**claims, "nbf": now + 600}, secret, algorithm="HS256"),
         "unknown user": auth.issue_token(secret, 987654321),
         "the admin token": admin_token,
@@ -355,7 +360,7 @@ async def test_malformed_json_is_400_with_a_message_on_every_json_endpoint(admin
 @pytest.mark.gen_test
 async def test_malformed_ids_in_admin_paths_are_400_with_a_message(admin):
     for segment in ("abc", "0", "-1", "1.5", "99999999999999999999", "9223372036854775808",
-                    "%F0%9F%98%80", "١٢٣", "1" * 5000):
+                    "%F0%9F%98%80", "١٢٣", "1" * 5000, "01", "+1", "%201", "1%20", "007"):
         status, body = await admin.call("PUT", f"/admin/users/{segment}", {"name": "x"})
         assert (status, body["code"]) == (400, "bad_request"), segment
         status, _ = await admin.call("DELETE", f"/admin/groups/1/members/{segment}")

@@ -5,6 +5,7 @@ import pytest
 
 from rtserver.money import format_fen, parse_amount
 from storage import slots
+from tests.test_admin import LOOKALIKES
 
 
 async def group_with(admin, connect, n: int, deposit: str = "1000.00"):
@@ -189,6 +190,9 @@ VALIDATION = [
     ({"type": 3, "number": 2, "amount": "NaN"}, "invalid_amount"),
     ({"type": 3, "number": 2, "amount": "-1.00"}, "invalid_amount"),
     ({"type": 3, "number": 2, "amount": "0"}, "invalid_amount"),
+    ({"type": 3, "number": 2, "amount": "1"}, "invalid_amount"),      # exactly two places
+    ({"type": 3, "number": 2, "amount": "1.0"}, "invalid_amount"),
+    ({"type": 3, "number": 2, "amount": "1.000"}, "invalid_amount"),
     ({"type": 2, "number": 2, "amount": "200.01"}, "invalid_amount"),
     ({"type": 2, "number": 2, "amount": "0.00"}, "invalid_amount"),
     ({"type": 3, "number": 2, "amount": "1.00", "intro": "长" * 26}, "bad_request"),
@@ -246,6 +250,28 @@ async def test_create_is_idempotent_on_client_key(admin, connect, audit):
                                      for _ in range(3)))
     assert len({r["rp_id"] for r in replies}) == 1
     assert (await clients[0].request("packet.list", box="sent"))["count"] == 0  # none paid yet
+    audit()
+
+
+@pytest.mark.gen_test
+async def test_client_keys_differing_in_case_space_or_accent_are_four_packets(
+        admin, connect, audit):
+    gid, users, clients = await group_with(admin, connect, 2, "4.00")
+    sender = clients[0]
+
+    async def create(client_key: str) -> int:
+        created = await sender.request("packet.create", type=3, for_id=gid, number=2,
+                                       amount="1.00", pay_type="balance", client_key=client_key)
+        assert created["ok"], created
+        return created["rp_id"]
+
+    rp_ids = [await create(key) for key in LOOKALIKES]
+    assert len(set(rp_ids)) == 4
+    assert [await create(key) for key in LOOKALIKES] == rp_ids, "a repeat is the same packet"
+    for rp_id in rp_ids:
+        assert (await sender.request("packet.pay", rp_id=rp_id))["ok"]
+    assert (await sender.request("wallet.get"))["balance"] == "0.00"
+    assert (await sender.request("packet.list", box="sent"))["count"] == 4
     audit()
 
 

@@ -15,7 +15,11 @@ from rtserver import finishing, payments, settlement
 from storage import packets
 from storage.queue import SettlementQueue
 from tests.providers import new_key
+from tests.test_admin import LOOKALIKES
 from tests.test_packets import cents, group_with
+
+
+ONE_YUAN_MISSPELT = ("1", "1.0", "1.000", "01.00")
 
 
 async def notify(base_url: str, provider: str, headers_body) -> tuple[int, str]:
@@ -185,6 +189,12 @@ async def test_forged_wrong_and_unknown_notifications_change_nothing(
         ("sandbox", providers.sandbox(no["sandbox"], "1.00", secret="guess")),
         ("sandbox", providers.sandbox(no["sandbox"], "100.00")),
         ("sandbox", ({"X-Sandbox-Signature": "00"}, b"{}")),
+        # the right amount, spelled otherwise: two places, or integer fen without a leading 0
+        *(("alipay", providers.alipay(no["alipay"], amount)) for amount in ONE_YUAN_MISSPELT),
+        *(("sandbox", providers.sandbox(no["sandbox"], amount)) for amount in ONE_YUAN_MISSPELT),
+        *(("wechat", providers.wechat(no["wechat"], total)) for total in (100.0, True, "100")),
+        *(("unionpay", providers.unionpay(no["unionpay"], total))
+          for total in ("0100", "+100", " 100", "100 ", "100.00")),
     ]
     for provider, note in refused:
         status, _ = await notify(base_url, provider, note)
@@ -194,6 +204,24 @@ async def test_forged_wrong_and_unknown_notifications_change_nothing(
         assert detail["packet"]["pay_status"] == 0, provider
     assert not clients[1].named("message")
     assert await balances(clients) == [100, 100]
+    audit()
+
+
+@pytest.mark.gen_test
+async def test_trade_numbers_differing_in_case_space_or_accent_are_four_payments(
+        admin, connect, base_url, providers, audit):
+    gid, users, clients = await group_with(admin, connect, 2, "1.00")
+    created = await third_party_packet(clients[0], gid, number=1, amount="2.00")
+    trades = [f"SBX{created['rp_id']}-{spelling}" for spelling in LOOKALIKES]
+    for _ in range(2):  # the second round repeats each notification: it moves nothing
+        for trade_no in trades:
+            note = sandbox_note(providers, created, trade_no=trade_no)
+            assert await notify(base_url, "sandbox", note) == (204, ""), trade_no
+    # The first trade paid the packet; each other one is money of its own, back to the sender.
+    assert await balances(clients) == [100 + 3 * 200, 100]
+    note = providers.sandbox(created["order"]["out_trade_no"].lower(), "2.00")
+    assert (await notify(base_url, "sandbox", note))[0] == 400, "another order number"
+    assert await balances(clients) == [100 + 3 * 200, 100]
     audit()
 
 

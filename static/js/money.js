@@ -17,10 +17,11 @@ export const PERSONAL = 1;
 export const GROUP_NORMAL = 2;
 export const GROUP_LUCKY = 3;
 
-// The same shape rtserver/money.py accepts: no sign, no exponent, at most two places.
+// What a person may type: no sign, no exponent, at most two places ("5", "5.2"). The wire
+// takes only formatFen's exactly two places ("5.00", "5.20"), as rtserver/money.py does.
 const AMOUNT = /^(0|[1-9][0-9]{0,11})(?:\.([0-9]{1,2}))?$/;
 
-/** Fen of a decimal string such as "12.3", or null when it is not a plain two-place decimal. */
+/** Fen of a typed decimal such as "12.3", or null when it is not a plain decimal of ≤ 2 places. */
 export function parseFen(text) {
   const m = AMOUNT.exec(text);
   if (!m) return null;
