@@ -166,7 +166,9 @@ def parse(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="10 s phases, 2,000 slowloris connections, 300 never-readers")
     parser.add_argument("--rss-limit-mb", type=int, default=4096,
-                        help="past this the attack and the server are killed")
+                        help="past this RSS the attack and the server are killed")
+    parser.add_argument("--log-limit-mb", type=int, default=1024,
+                        help="past this much log in one attack the attack and the server are killed")
     args = parser.parse_args(argv)
     args.phases = args.only.split(",") if args.only else list(PHASES)
     unknown = set(args.phases) - set(PHASES)
@@ -202,7 +204,8 @@ def main() -> int:
                           "duration": budget, "packets_per_s": PACKETS_PER_S},
                          [server.token(u) for u in range(SENDER + 1, SENDER + 1 + MEMBERS)],
                          [{"sender_token": server.token(SENDER)}, {}])
-        siege = Siege(server, Watch(server, args.rss_limit_mb * 1024), ordinary, args)
+        watch = Watch(server, args.rss_limit_mb << 10, args.log_limit_mb << 20)
+        siege = Siege(server, watch, ordinary, args)
         ordinary.say("go")
         time.sleep(3)
         progress("baseline")

@@ -1,8 +1,9 @@
-"""Watch the server under siege: its memory and descriptors, and a limit it may not pass.
+"""Watch the server under siege: its memory, descriptors and log, and limits they may not pass.
 
 A server whose memory runs away would take the machine with it (the OOM killer picks the
-largest process, and that may be anyone's): past `limit_kb` the watch says so, and the siege
-kills the attack and the server.
+largest process, and that may be anyone's), and a log that runs away fills the disk: past
+`limit_kb` of RSS or `log_limit` bytes of log the watch says so, and the siege kills the
+attack and the server.
 """
 import os
 import time
@@ -13,8 +14,8 @@ SAMPLE_EVERY = 0.25  # seconds
 class Watch:
     """Peaks of the server's RSS (KB) and open descriptors over the periods watched."""
 
-    def __init__(self, server, limit_kb: int):
-        self.server, self.limit_kb = server, limit_kb
+    def __init__(self, server, limit_kb: int, log_limit: int):
+        self.server, self.limit_kb, self.log_limit = server, limit_kb, log_limit
 
     def sample(self) -> tuple[int, int]:
         """RSS in KB and open descriptors now; zeros once the process is gone."""
@@ -26,7 +27,7 @@ class Watch:
     def during(self, seconds: float, done=lambda: False) -> dict:
         """Sample for `seconds`, or until `done()`, the server dies or passes the limit."""
         peak_kb = peak_fds = 0
-        end, why = time.monotonic() + seconds, None
+        end, why, log_start = time.monotonic() + seconds, None, self.server.log.stat().st_size
         while time.monotonic() < end and not done():
             rss_kb, fds = self.sample()
             peak_kb, peak_fds = max(peak_kb, rss_kb), max(peak_fds, fds)
@@ -34,6 +35,8 @@ class Watch:
                 why = f"the server exited ({self.server.proc.returncode})"
             elif rss_kb > self.limit_kb:
                 why = f"the server passed {self.limit_kb // 1024} MB"
+            elif self.server.log.stat().st_size - log_start > self.log_limit:
+                why = f"the server's log grew past {self.log_limit >> 20} MB"
             if why:
                 break
             time.sleep(SAMPLE_EVERY)
