@@ -91,8 +91,8 @@ class Siege:
                 "log_growth": self.log_size() - log_mark}
 
     def phase(self, name: str) -> dict:
-        """Attack for `--seconds`, then watch for `--recover` seconds."""
-        idle, log_mark, log_growth = self.watch.sample(), self.log_size(), 0
+        """Attack for `--seconds`, then watch for `--recover` seconds (unless it was stopped)."""
+        idle, log_mark = self.watch.sample(), self.log_size()
         self.window()
         job, extra, processes = attack(name, self.args, self.server)
         self.attackers = Loads(job, [], extra, processes)
@@ -101,13 +101,12 @@ class Siege:
         got = self.attack_results(kill=watched["stopped"] is not None)
         attack_window = self.window()
         if watched["stopped"]:
-            log_growth, log_mark = self.log_size() - log_mark, 0
-            self.restart(name)
-        recovery = self.watch.during(self.args.recover)
+            stop(self.server)  # nothing left to recover
+        else:
+            self.watch.during(self.args.recover)
         return {"idle": idle, "attack": watched, "got": got, "attack_window": attack_window,
-                "recovery": recovery, "after": self.watch.sample(),
-                "recovery_window": self.window(),
-                "log_growth": log_growth + self.log_size() - log_mark}
+                "after": self.watch.sample(), "recovery_window": self.window(),
+                "log_growth": self.log_size() - log_mark}
 
     def log_size(self) -> int:
         return self.server.log.stat().st_size
@@ -128,7 +127,8 @@ class Siege:
         return found
 
     def restart(self, name: str) -> None:
-        """The server was killed or died: keep its log, start another on the same port."""
+        """Keep the log of the attack `name`, and start a fresh server on the same port: the
+        next attack is not charged with what this one left (a backlog, memory not given back)."""
         stop(self.server)
         self.server.log.rename(self.server.log.with_name(f"server-{name}.log"))
         start(self.server)
@@ -210,9 +210,11 @@ def main() -> int:
         time.sleep(3)
         progress("baseline")
         raw = {"baseline": siege.baseline()}
-        for name in args.phases:
+        for n, name in enumerate(args.phases):
             progress(f"{name}: {args.seconds:.0f} s of attack, {args.recover:.0f} s of recovery")
             raw[name] = siege.phase(name)
+            if n + 1 < len(args.phases):
+                siege.restart(name)
     finally:
         if siege:
             siege.stop_all()
