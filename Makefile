@@ -6,7 +6,7 @@ PY       := $(VENV)/bin/python
 SERVICES := eval "$$($(PY) tools/services.py up)"
 PORT     ?= 8888
 
-.PHONY: install chromium run test bench cluster services-down clean
+.PHONY: install chromium run test bench siege cluster services-down clean
 
 install: $(VENV)/.installed node_modules/.package-lock.json chromium
 
@@ -43,6 +43,10 @@ test: install
 # Not part of `make test`: a real server under load, against ceilings taken in the same run.
 bench: install $(VENV)/.bench-installed
 	@$(SERVICES) && $(PY) -m bench.run $(BENCH_ARGS)
+
+# Not part of `make test` either: ordinary clients' service while one user attacks the server.
+siege: install $(VENV)/.bench-installed
+	@$(SERVICES) && $(PY) -m bench.siege $(SIEGE_ARGS)
 
 $(VENV)/.bench-installed: setup.py
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[test,bench]'

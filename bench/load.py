@@ -2,7 +2,9 @@
 clients, prints `ready`, waits for `go`, runs, and prints its measurements as one JSON line.
 
 Jobs: ping (closed loop for a duration), grab (each client grabs every packet in its own
-random order), listen (record when each `message` event arrives), idle (just stay connected).
+random order), listen (record when each `message` event arrives), idle (just stay connected);
+and `make siege`'s: ordinary (bench/ordinary.py) and the attacks (bench/attacks.py,
+bench/slowloris.py), which open their own sockets.
 """
 import asyncio
 import itertools
@@ -14,6 +16,9 @@ import time
 
 import uvloop
 
+from bench import attacks
+from bench.ordinary import ordinary
+from bench.slowloris import slowloris
 from bench.wire import Conn
 
 
@@ -95,7 +100,8 @@ async def idle(conns, job) -> dict:
     return {"open": sum(1 for c in conns if not c.reader.done())}
 
 
-JOBS = {"ping": ping, "grab": grab, "listen": listen, "idle": idle}
+JOBS = {"ping": ping, "grab": grab, "listen": listen, "idle": idle, "ordinary": ordinary,
+        "slowloris": slowloris, **attacks.JOBS}
 
 
 async def main() -> None:

@@ -66,6 +66,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.log = RESULTS / "server.log"  # the server's stderr
         self.token_secret, self.admin_token = secrets.token_hex(32), secrets.token_hex(32)
         self.env = dict(os.environ, RTSERVER_MYSQL_URL=mysql_url, RTSERVER_REDIS_URL=redis_url,
                         RTSERVER_REDIS_PREFIX=prefix, RTSERVER_TOKEN_SECRET=self.token_secret,
@@ -79,12 +80,14 @@ class Server:
         other.url, other.ws_url = f"http://127.0.0.1:{other.port}", f"ws://127.0.0.1:{other.port}"
         return other
 
-    def start(self, *flags: str) -> None:
+    def start(self, *flags: str, raise_fds: bool = True) -> None:
+        """Start serving; `flags` come last, so they win over the bench's own (`--rate-limit=50`).
+        `raise_fds=False` leaves the server the descriptor limit it inherits."""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rtserver.cli", "serve", f"--port={self.port}",
              "--rate-limit=0", "--jobs=off", *flags],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=open(RESULTS / "server.log", "w"),
-            preexec_fn=raise_fd_limit)
+            env=self.env, stdout=subprocess.DEVNULL, stderr=open(self.log, "w"),
+            preexec_fn=raise_fd_limit if raise_fds else None)
         for _ in range(100):
             try:
                 urllib.request.urlopen(self.url + "/healthz", timeout=1)
@@ -153,12 +156,17 @@ class Loads:
     def go(self) -> None:
         """Start the timed part, once the machine has settled."""
         time.sleep(SETTLE_SECONDS)
-        self._say("go")
+        self.say("go")
 
-    def _say(self, line: str) -> None:
+    def say(self, line: str) -> None:
         for proc in self.procs:
             proc.stdin.write(line + "\n")
             proc.stdin.flush()
+
+    def ask(self, line: str) -> list[dict]:
+        """Say `line` and read each process's one-line JSON answer."""
+        self.say(line)
+        return [json.loads(proc.stdout.readline()) for proc in self.procs]
 
     def wait_line(self, expected: str) -> None:
         for proc in self.procs:
@@ -171,7 +179,7 @@ class Loads:
         return found
 
     def stop_idle(self) -> list[dict]:
-        self._say("go")
+        self.say("go")
         return self.results()
 
 

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import itertools
 import os
+import socket
 import time
 import urllib.parse
 
@@ -31,9 +32,14 @@ class Conn(asyncio.Protocol):
         self.on_event = None
 
     @classmethod
-    async def open(cls, base_ws_url: str, token: str) -> "Conn":
+    async def open(cls, base_ws_url: str, token: str, sock: socket.socket | None = None) -> "Conn":
+        """Upgrade to a WebSocket, over `sock` if given (already connected) or a new socket."""
         url = urllib.parse.urlsplit(base_ws_url)
-        _, conn = await asyncio.get_running_loop().create_connection(cls, url.hostname, url.port)
+        loop = asyncio.get_running_loop()
+        if sock is None:
+            _, conn = await loop.create_connection(cls, url.hostname, url.port)
+        else:
+            _, conn = await loop.create_connection(cls, sock=sock)
         key = base64.b64encode(os.urandom(16)).decode()
         conn.transport.write(
             f"GET /ws?token={token} HTTP/1.1\r\nHost: {url.netloc}\r\nUpgrade: websocket\r\n"
@@ -93,7 +99,9 @@ class Conn(asyncio.Protocol):
     def _message(self, frame: dict) -> None:
         rid = frame.get("re")
         if rid is not None and rid in self.waiting:
-            self.waiting.pop(rid).set_result(frame)
+            waiting = self.waiting.pop(rid)
+            if not waiting.done():  # done: given up on by `request_within`
+                waiting.set_result(frame)
         elif self.on_event is not None:
             self.on_event(frame, time.time())
 
@@ -112,11 +120,20 @@ class Conn(asyncio.Protocol):
 
     # the client's side
 
-    async def request(self, op: str, **args) -> dict:
+    def post(self, op: str, **args) -> int:
+        """Send a request without waiting: its reply goes to `on_event`. Returns its id."""
         rid = next(self.ids)
-        fut = self.waiting[rid] = asyncio.get_running_loop().create_future()
         self._send(OP_BINARY, msgpack.packb({"op": op, "id": rid, **args}))
+        return rid
+
+    async def request(self, op: str, **args) -> dict:
+        fut = asyncio.get_running_loop().create_future()
+        self.waiting[self.post(op, **args)] = fut
         return await fut
+
+    async def request_within(self, seconds: float, op: str, **args) -> dict:
+        """`request`, or TimeoutError after `seconds`; a reply that comes later is dropped."""
+        return await asyncio.wait_for(self.request(op, **args), seconds)
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
