@@ -213,9 +213,6 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
     def send_frame(self, data: bytes | str) -> None:
         """Queue a message for the client: the messages of one turn of the event loop (a reply,
         the events of a commit) leave in one write, without Tornado's task per message."""
-        if self.pending_bytes > MAX_PENDING_BYTES:
-            metrics.refused("unsent_bytes")
-            return self.close(1008, "too slow to read")
         self.outbox.append(frame(data))
         if len(self.outbox) == 1:
             self.loop.call_soon(self._flush)
@@ -237,6 +234,9 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
             return
         self.pending_bytes += len(frames)
         written.add_done_callback(lambda _: self._written(len(frames)))
+        if self.pending_bytes > MAX_PENDING_BYTES:  # now: one that never reads may hear no more
+            metrics.refused("unsent_bytes")
+            self.close(1008, "too slow to read")
 
     def _written(self, size: int) -> None:
         self.pending_bytes -= size

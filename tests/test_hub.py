@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from rtserver import auth
-from rtserver.hub import group_room
+from rtserver.hub import group_room, user_room
 
 
 async def never_reading_socket(port: int, token: str) -> socket.socket:
@@ -80,3 +80,22 @@ async def test_every_socket_sends_small_frames_at_once(admin, connect, ctx):
     sockets = [conn.ws_connection.stream.socket for conn in ctx.hub._joined]
     assert len(sockets) == 2
     assert all(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for s in sockets)
+
+
+@pytest.mark.gen_test
+async def test_a_socket_past_its_unsent_limit_is_cut_off_with_nothing_more_to_send(
+        admin, connect, ctx, http_port, settings):
+    sleeper_id = await admin.user()
+    sleeper = await never_reading_socket(http_port, auth.issue_token(settings.token_secret,
+                                                                     sleeper_id))
+    try:
+        await asyncio.sleep(0.1)
+        for _ in range(60):  # 9 MB in one write, then silence: no later message finds it over
+            ctx.hub.publish([user_room(sleeper_id)], {"ev": "message", "text": "红" * 50_000})
+        for _ in range(100):
+            if ctx.hub.count() == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert ctx.hub.count() == 0, "the sleeper was not cut off"
+    finally:
+        sleeper.close()
