@@ -107,6 +107,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
 
     def on_close(self):
         self.ctx.hub.disconnect(self)
+        self.ctx.reclaimer.connection_ended()
         metrics.CONNECTIONS.dec()
         # Nobody is left to hear the answers: what only reads is dropped; what changes money
         # or the chat finishes (its answer goes nowhere), so that it is never left half-done.

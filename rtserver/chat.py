@@ -3,7 +3,7 @@ import time
 
 from rtserver import access, codec, views
 from rtserver.context import Context
-from rtserver.errors import BadRequest, NotFound
+from rtserver.errors import BadRequest, NotFound, RateLimited
 from rtserver.hub import group_room, user_room
 from rtserver.limits import PERSONAL
 from rtserver.slots import load_slots
@@ -70,6 +70,8 @@ async def put_in_room(uow: UnitOfWork, packet: dict, now: int) -> dict:
 
 async def history(ctx: Context, user_id: int, to_type: str, to_id: int, before: int | None,
                   limit: int) -> dict:
+    if not ctx.quotas.take_history(user_id):
+        raise RateLimited("chat history asked for too often; wait a moment")
     async with ctx.db.cursor() as cur:
         await check_can_talk(cur, user_id, to_type, to_id)
         rows = await chat.history(cur, room_of(to_type, to_id, user_id), before, limit)

@@ -69,14 +69,14 @@ async def _serve(settings) -> None:
     from rtserver.app import make_app
     from rtserver.context import close_context, open_context
     from rtserver.listener import listen, raise_fd_limit
-    from rtserver.memory import TRIM_INTERVAL, calm_garbage_collector, give_memory_back
+    from rtserver.memory import TRIM_INTERVAL, calm_garbage_collector
 
     raise_fd_limit(settings.max_connections)
     ctx = await open_context(settings)
     calm_garbage_collector()
     server = listen(make_app(ctx), settings.port, settings.address, settings.header_timeout,
-                    max_body_size=MAX_BODY, max_buffer_size=MAX_BUFFER)
-    memory = tornado.ioloop.PeriodicCallback(give_memory_back, TRIM_INTERVAL * 1000)
+                    ctx.reclaimer, max_body_size=MAX_BODY, max_buffer_size=MAX_BUFFER)
+    memory = tornado.ioloop.PeriodicCallback(ctx.reclaimer.give_back, TRIM_INTERVAL * 1000)
     memory.start()
     runner = JobRunner(ctx) if settings.jobs == "inline" else None
     if runner:

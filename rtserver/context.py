@@ -5,6 +5,7 @@ from rtserver.bus import Bus
 from rtserver.caches import Caches
 from rtserver.config import Settings
 from rtserver.hub import Hub
+from rtserver.memory import Reclaimer
 from rtserver.providers import load_providers
 from rtserver.quotas import Quotas
 from storage.channel import EventChannel
@@ -28,6 +29,7 @@ class Context:
     bus: Bus | None = None  # events to every node, joined by open_context
     taker: SlotTaker | None = None  # the grab scripts of concurrent grabs, sent together
     quotas: Quotas | None = None  # sockets and requests in flight, per user and for the node
+    reclaimer: Reclaimer = dataclasses.field(default_factory=Reclaimer)  # memory given back
 
     @property
     def keys(self) -> Keys:

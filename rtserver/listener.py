@@ -18,6 +18,7 @@ import tornado.ioloop
 import tornado.netutil
 
 from rtserver import metrics
+from rtserver.memory import Reclaimer
 
 log = logging.getLogger("rtserver.listener")
 
@@ -28,9 +29,10 @@ FD_HEADROOM = 1024  # descriptors beyond the sockets: MariaDB, Redis, files, the
 OUT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
-def listen(app, port: int, address: str, header_timeout: float, **options):
+def listen(app, port: int, address: str, header_timeout: float, reclaimer: Reclaimer,
+           **options):
     """Serve `app` on `port`; return the server (stop it with `stop()`)."""
-    server = GuardedServer(app, header_timeout=header_timeout, xheaders=True,
+    server = GuardedServer(app, header_timeout=header_timeout, reclaimer=reclaimer, xheaders=True,
                            idle_connection_timeout=IDLE_TIMEOUT, body_timeout=BODY_TIMEOUT,
                            **options)
     sockets = tornado.netutil.bind_sockets(port, address)
@@ -46,9 +48,9 @@ class GuardedServer(tornado.httpserver.HTTPServer):
     and a new connection, which has never been idle, gets `header_timeout` to say what it wants.
     """
 
-    def initialize(self, *args, header_timeout: float, **kwargs):
+    def initialize(self, *args, header_timeout: float, reclaimer: Reclaimer, **kwargs):
         super().initialize(*args, **kwargs)
-        self.header_timeout = header_timeout
+        self.header_timeout, self.reclaimer = header_timeout, reclaimer
         self._answered: set = set()  # connections past their first request's headers
 
     def start_request(self, server_conn, request_conn):
@@ -60,6 +62,7 @@ class GuardedServer(tornado.httpserver.HTTPServer):
 
     def on_close(self, server_conn) -> None:
         self._answered.discard(server_conn)
+        self.reclaimer.connection_ended()
         super().on_close(server_conn)
 
 

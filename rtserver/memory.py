@@ -4,6 +4,11 @@ import gc
 
 GC_YOUNG_THRESHOLD = 50_000  # allocations between young-generation collections (Python: 700)
 TRIM_INTERVAL = 10  # seconds between handing freed memory back to the system
+# A closed connection leaves its objects in reference cycles (Tornado's streams, futures and
+# callbacks) that only a full collection frees, and those are rare here (above). After this many
+# connections have ended, the next trim collects in full first: its cost is that of the objects
+# still alive, and it runs once after a burst of connections, not on a steady node.
+COLLECT_AFTER_ENDED = 1000
 
 
 def calm_garbage_collector() -> None:
@@ -24,8 +29,20 @@ def _glibc():
 _MALLOC_TRIM = _glibc()
 
 
-def give_memory_back() -> None:
-    """Return freed memory to the system: glibc keeps what a burst of large replies freed in
-    its arenas, and the process would otherwise stay at its peak for good."""
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
+class Reclaimer:
+    """Gives back what ended connections held: collects their cycles, trims the heap."""
+
+    def __init__(self):
+        self.ended = 0  # connections ended since the last full collection
+
+    def connection_ended(self) -> None:
+        self.ended += 1
+
+    def give_back(self) -> None:
+        """Return freed memory to the system: glibc keeps what a burst of large replies freed
+        in its arenas, and the process would otherwise stay at its peak for good."""
+        if self.ended >= COLLECT_AFTER_ENDED:
+            self.ended = 0
+            gc.collect()
+        if _MALLOC_TRIM is not None:
+            _MALLOC_TRIM(0)

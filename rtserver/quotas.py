@@ -5,12 +5,18 @@ The rate limit alone does not bound a node: a user under it on each of a hundred
 with requests that each take long, still piles up work and memory. These counts do.
 """
 import collections
+import time
 
 from rtserver import metrics
 from rtserver.errors import NodeFull, TooManyConnections
+from rtserver.ratelimit import TokenBucket
 
 REQUESTS_PER_CONNECTION = 16  # PROTOCOL.md: being worked on at once, per socket
 REQUESTS_PER_USER = 32  # PROTOCOL.md: the same across one user's sockets on a node
+# chat.history is the one op whose answer may reach 256 KiB, each a page of rows MariaDB reads
+# and this node encodes: one user asking for it without end would take the node's time from
+# everyone. A user catching up every room at once (a burst) or paging back is well within this.
+HISTORY_PER_SECOND, HISTORY_BURST = 10, 100
 
 
 class Quotas:
@@ -22,6 +28,7 @@ class Quotas:
         self.connections = 0
         self._sockets: collections.Counter[int] = collections.Counter()
         self._requests: collections.Counter[int] = collections.Counter()
+        self._history: dict[int, TokenBucket] = {}  # of users with a socket on this node
 
     def take_socket(self, user_id: int) -> None:
         """Hold a socket for a user until `give_socket`, or raise NodeFull / TooManyConnections.
@@ -39,6 +46,19 @@ class Quotas:
     def give_socket(self, user_id: int) -> None:
         self.connections -= 1
         _decrement(self._sockets, user_id)
+        if user_id not in self._sockets:
+            self._history.pop(user_id, None)
+
+    def take_history(self, user_id: int) -> bool:
+        """Whether a user may have one more page of chat history now."""
+        now = time.monotonic()
+        bucket = self._history.get(user_id)
+        if bucket is None:
+            bucket = self._history[user_id] = TokenBucket(HISTORY_PER_SECOND, HISTORY_BURST, now)
+        if bucket.take(now):
+            return True
+        metrics.refused("history_per_user")
+        return False
 
     def take_request(self, user_id: int, on_connection: int) -> bool:
         """Whether a user may start one more request, with `on_connection` already running on

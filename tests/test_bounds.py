@@ -9,7 +9,7 @@ import tornado.httpclient
 from rtserver import auth, codec
 from rtserver.chat import HISTORY_BYTES, newest_within
 from rtserver.errors import NodeFull, TooManyConnections
-from rtserver.quotas import REQUESTS_PER_CONNECTION, REQUESTS_PER_USER, Quotas
+from rtserver.quotas import HISTORY_BURST, REQUESTS_PER_CONNECTION, REQUESTS_PER_USER, Quotas
 from tests.test_hostile import upgrade
 
 LONG_TEXT = "红包" * 1000  # 2,000 characters, 6,000 bytes: a hundred make 600 KB
@@ -47,6 +47,16 @@ def test_requests_are_capped_per_connection_and_per_user():
     assert quotas.take_request(2, on_connection=0)
     quotas.give_request(1)
     assert quotas.take_request(1, on_connection=0)
+
+
+def test_a_users_history_pages_are_a_burst_then_a_rate_and_forgotten_with_their_sockets():
+    quotas = Quotas(max_connections=100, max_connections_per_user=20)
+    quotas.take_socket(1)
+    assert all(quotas.take_history(1) for _ in range(HISTORY_BURST))
+    assert not quotas.take_history(1)
+    assert quotas.take_history(2)  # another user's budget is their own
+    quotas.give_socket(1)
+    assert quotas.take_history(1)  # a user who left and came back starts afresh
 
 
 def test_history_keeps_the_newest_messages_that_fit():
