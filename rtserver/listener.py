@@ -53,6 +53,10 @@ class GuardedServer(tornado.httpserver.HTTPServer):
         self.header_timeout, self.reclaimer = header_timeout, reclaimer
         self._answered: set = set()  # connections past their first request's headers
 
+    def handle_stream(self, stream, address) -> None:
+        self.reclaimer.connection_opened()
+        super().handle_stream(stream, address)
+
     def start_request(self, server_conn, request_conn):
         delegate = super().start_request(server_conn, request_conn)
         if server_conn in self._answered:

@@ -5,9 +5,9 @@ import gc
 GC_YOUNG_THRESHOLD = 50_000  # allocations between young-generation collections (Python: 700)
 TRIM_INTERVAL = 10  # seconds between handing freed memory back to the system
 # A closed connection leaves its objects in reference cycles (Tornado's streams, futures and
-# callbacks) that only a full collection frees, and those are rare here (above). After this many
-# connections have ended, the next trim collects in full first: its cost is that of the objects
-# still alive, and it runs once after a burst of connections, not on a steady node.
+# callbacks) that only a full collection frees, and those are rare here (above). A full
+# collection costs what is still alive, so it runs once most of a burst of connections is gone:
+# at least this many ended since the last one, and ten times as many as are still open.
 COLLECT_AFTER_ENDED = 1000
 
 
@@ -33,15 +33,20 @@ class Reclaimer:
     """Gives back what ended connections held: collects their cycles, trims the heap."""
 
     def __init__(self):
+        self.open = 0  # connections (HTTP and WebSocket) open now
         self.ended = 0  # connections ended since the last full collection
 
+    def connection_opened(self) -> None:
+        self.open += 1
+
     def connection_ended(self) -> None:
+        self.open -= 1
         self.ended += 1
 
     def give_back(self) -> None:
         """Return freed memory to the system: glibc keeps what a burst of large replies freed
         in its arenas, and the process would otherwise stay at its peak for good."""
-        if self.ended >= COLLECT_AFTER_ENDED:
+        if self.ended >= max(COLLECT_AFTER_ENDED, 10 * self.open):
             self.ended = 0
             gc.collect()
         if _MALLOC_TRIM is not None:

@@ -9,6 +9,7 @@ import tornado.httpclient
 from rtserver import auth, codec
 from rtserver.chat import HISTORY_BYTES, newest_within
 from rtserver.errors import NodeFull, TooManyConnections
+from rtserver.memory import Reclaimer
 from rtserver.quotas import HISTORY_BURST, REQUESTS_PER_CONNECTION, REQUESTS_PER_USER, Quotas
 from tests.test_hostile import upgrade
 
@@ -201,3 +202,17 @@ def _encoded(subprotocol: str, frame: dict) -> bytes:
     """A frame as the server sent it (both codecs encode a map the same way every time)."""
     data = codec.encode(subprotocol, frame)
     return data if isinstance(data, bytes) else data.encode()
+
+
+def test_a_full_collection_waits_until_most_of_a_burst_of_connections_is_gone():
+    reclaimer = Reclaimer()
+    for _ in range(5000):
+        reclaimer.connection_opened()
+    for _ in range(1500):
+        reclaimer.connection_ended()
+    reclaimer.give_back()
+    assert reclaimer.ended == 1500  # 3,500 still open: a collection would walk them for little
+    for _ in range(3400):
+        reclaimer.connection_ended()
+    reclaimer.give_back()
+    assert reclaimer.ended == 0 and reclaimer.open == 100
