@@ -118,8 +118,11 @@ class BaseHandler(PathOnlyLogs, tornado.web.RequestHandler):
         self.finish(json.dumps(obj, ensure_ascii=False))
 
     def log_exception(self, typ, value, tb):
-        if isinstance(value, RtError) or is_dependency_down(value):
-            return  # an answered refusal or an outage, not a bug: no traceback
+        if isinstance(value, RtError):
+            return  # an answered refusal, not a bug: no traceback
+        if is_dependency_down(value):
+            return self.ctx.outages.failed(value, f"{self.request.method} {self.request.path}",
+                                           app_log)
         super().log_exception(typ, value, tb)
 
     def write_error(self, status_code: int, **kwargs) -> None:

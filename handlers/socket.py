@@ -102,6 +102,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         self.set_nodelay(True)
         self.bucket, self.patience = self._buckets()
         self.ctx.hub.connect(self, self.rooms)
+        self.ctx.reclaimer.connection_opened()
         metrics.CONNECTIONS.inc()
         self.send_frame(codec.encode(self.subprotocol, self.hello))
 
@@ -148,7 +149,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
             reply = {"re": rid, "ok": True, **result}
             outcome = result.get("result", "ok")
         except Exception as exc:
-            err = _as_error(exc)
+            err = self._as_error(exc, label)
             reply = {"re": rid, "ok": False, "code": err.code, "message": err.message}
             outcome = err.code
         metrics.answered(label, outcome, time.perf_counter() - started)
@@ -160,6 +161,12 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
             data = codec.encode(self.subprotocol, {"re": rid, "ok": False, "code": err.code,
                                                    "message": err.message})
         self.send_frame(data)
+
+    def _as_error(self, exc: Exception, op: str) -> RtError:
+        if isinstance(exc, RtError):
+            return exc
+        self.ctx.outages.failed(exc, op, log)
+        return Unavailable() if is_dependency_down(exc) else RtError()
 
     def _bad_frame(self, exc: BadFrame, too_big: bool = False) -> None:
         self.bad_frames += 1
@@ -274,16 +281,6 @@ def _request_id(frame: dict):
 def _normal_origin(origin: str) -> str:
     """An origin as browsers send it: `scheme://host[:port]`, lower case, no trailing slash."""
     return origin.strip().rstrip("/").lower()
-
-
-def _as_error(exc: Exception) -> RtError:
-    if isinstance(exc, RtError):
-        return exc
-    if is_dependency_down(exc):
-        log.warning("dependency down: %s", exc)
-        return Unavailable()
-    log.exception("request failed")
-    return RtError()
 
 
 default_handlers = [(r"/ws", SocketHandler)]

@@ -33,8 +33,8 @@ class JobRunner:
             for sweep in SWEEPS:
                 try:
                     await sweep(self.ctx)
-                except Exception:
-                    log.exception("job %s failed; retrying next sweep", sweep.__name__)
+                except Exception as exc:  # retried next sweep
+                    self.ctx.outages.failed(exc, f"job {sweep.__name__}", log)
             try:
                 await asyncio.wait_for(self._stop.wait(), self.ctx.settings.job_interval)
             except asyncio.TimeoutError:

@@ -47,8 +47,8 @@ class Settler:
         while not stop.is_set():
             try:
                 await self.run_once()
-            except Exception:
-                log.exception("settlement failed; retrying")
+            except Exception as exc:
+                self.ctx.outages.failed(exc, "settlement", log)
                 await asyncio.sleep(1)
 
 

@@ -111,6 +111,15 @@ class Booker:
                 else:
                     _settle(claim, answer)
 
+    def notice_drained(self, rp_id: int) -> None:
+        """A tap found no free slot left: have the packet finished if nobody has.
+
+        The booking that took its last share normally does, but its node may have died in
+        between (kill -9): whoever taps next, and the expiry refund at the latest, finish it
+        instead. A packet known finished costs nothing more here."""
+        if not self.ctx.caches.finished.get(rp_id):
+            self.finisher.check([rp_id])
+
     def _take_batch(self) -> list[Claim]:
         """The waiting claims of users not being booked, in arrival order, up to MAX_BATCH."""
         batch, rest = [], []

@@ -11,14 +11,15 @@ import logging
 
 from rtserver.caches import Caches
 from rtserver.hub import Hub, group_room
+from rtserver.outages import Outages
 from storage.channel import EventChannel
 
 log = logging.getLogger("rtserver.bus")
 
 
 class Bus:
-    def __init__(self, channel: EventChannel, hub: Hub, caches: Caches):
-        self.channel, self.hub, self.caches = channel, hub, caches
+    def __init__(self, channel: EventChannel, hub: Hub, caches: Caches, outages: Outages):
+        self.channel, self.hub, self.caches, self.outages = channel, hub, caches, outages
         self._task = None
         self._outbox: list = []  # for the other nodes, not yet published
         self._publishing: asyncio.Task | None = None
@@ -59,9 +60,10 @@ class Bus:
             messages, self._outbox = self._outbox, []
             try:
                 await self.channel.publish(messages)
-            except Exception:
+            except Exception as exc:
                 # Other nodes' clients catch up from history when they next reconnect or resync.
-                log.exception("%d messages not published to other nodes", len(messages))
+                self.outages.failed(exc, f"publishing {len(messages)} messages to other nodes",
+                                    log)
         self._publishing = None
 
     def _resubscribed(self) -> None:

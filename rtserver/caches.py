@@ -73,3 +73,4 @@ class Caches:
         self.shares = Cache(50_000)  # rp_id → {seq: share id}
         self.members = Cache(50_000, MEMBERS_TTL)  # group id → set of user ids
         self.names = Cache(500_000, NAMES_TTL)  # user id → name
+        self.finished = Cache(50_000)  # rp_id → True: finished (or voided), nothing to finish

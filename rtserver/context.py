@@ -6,6 +6,7 @@ from rtserver.caches import Caches
 from rtserver.config import Settings
 from rtserver.hub import Hub
 from rtserver.memory import Reclaimer
+from rtserver.outages import Outages
 from rtserver.providers import load_providers
 from rtserver.quotas import Quotas
 from storage.channel import EventChannel
@@ -30,6 +31,7 @@ class Context:
     taker: SlotTaker | None = None  # the grab scripts of concurrent grabs, sent together
     quotas: Quotas | None = None  # sockets and requests in flight, per user and for the node
     reclaimer: Reclaimer = dataclasses.field(default_factory=Reclaimer)  # memory given back
+    outages: Outages | None = None  # MariaDB or Redis down: said once, counted, watched
 
     @property
     def keys(self) -> Keys:
@@ -43,16 +45,24 @@ async def open_context(settings: Settings) -> Context:
     ctx = Context(settings=settings, db=db, redis=redis, hub=Hub(),
                   providers=load_providers(settings),
                   taker=SlotTaker(redis, Keys(settings.redis_prefix)),
-                  quotas=Quotas(settings.max_connections, settings.max_connections_per_user))
+                  quotas=Quotas(settings.max_connections, settings.max_connections_per_user),
+                  outages=Outages({"MariaDB": db.ping, "Redis": redis.ping,
+                                   "MariaDB or Redis": lambda: _both(db, redis)}))
     ctx.bus = Bus(EventChannel(redis, settings.redis_url, settings.redis_prefix), ctx.hub,
-                  ctx.caches)
+                  ctx.caches, ctx.outages)
     await ctx.bus.start()
     return ctx
+
+
+async def _both(db: Database, redis) -> None:
+    await db.ping()
+    await redis.ping()
 
 
 async def close_context(ctx: Context) -> None:
     if ctx.booker is not None:
         await ctx.booker.close()
     await ctx.bus.stop()  # after the booker: what it finished last is published too
+    ctx.outages.close()
     await ctx.db.close()
     await ctx.redis.aclose()

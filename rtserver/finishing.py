@@ -10,7 +10,6 @@ MariaDB about those alone.
 """
 import asyncio
 import logging
-import time
 
 from rtserver import access, views
 from rtserver.context import Context
@@ -68,8 +67,8 @@ class Finisher:
             this_round, self.next_round = self.next_round, None
             try:
                 await finish_taken(self.ctx, rp_ids)
-            except Exception:
-                log.exception("finishing packets failed; checking them again shortly")
+            except Exception as exc:  # checked again shortly
+                self.ctx.outages.failed(exc, "finishing packets", log)
                 self.waiting |= rp_ids
                 asyncio.get_running_loop().call_later(RETRY_AFTER, self.wake.set)
             finally:
@@ -85,6 +84,9 @@ async def finish_taken(ctx: Context, rp_ids) -> None:
     """Finish those of the packets that have no free share left."""
     # A share is booked only after its slot was taken: while a packet still has a free slot in
     # Redis, it has a free share too, and MariaDB need not be asked.
+    rp_ids = [rp_id for rp_id in rp_ids if not ctx.caches.finished.get(rp_id)]
+    if not rp_ids:
+        return
     drained = await slots.drained(ctx.redis, ctx.keys, sorted(rp_ids))
     if not drained:
         return
@@ -97,15 +99,27 @@ async def finish_taken(ctx: Context, rp_ids) -> None:
 async def finish(ctx: Context, rp_id: int) -> None:
     """Record the finish, mark the best luck of a lucky packet, and tell the room."""
     async with UnitOfWork(ctx) as uow:
-        if not await packets.finish(uow.cur, rp_id, int(time.time())):
-            return  # another node or task finished it
-        packet = await packets.get(uow.cur, rp_id)
-        event = {"ev": "packet.state", "rp_id": rp_id, "status": "finished",
-                 "grabbed_count": packet["number"], "expend_time": packet["expend_time"]}
-        if packet["type"] == GROUP_LUCKY:
-            best = await packets.mark_best(uow.cur, rp_id)
-            names = await people.names(uow.cur, [best["user_id"]])
-            event["best"] = {"user": views.person(best["user_id"], names),
-                             "money": format_fen(best["money"])}
-        uow.emit(access.packet_rooms(packet), event)
+        await do_finish(uow, rp_id)
         await uow.commit()
+
+
+async def do_finish(uow: UnitOfWork, rp_id: int) -> bool:
+    """Finish a packet whose every share is claimed, in `uow`; False if it was finished (or
+    voided) already. The event goes to the room once `uow` commits."""
+    uow.after_commit(lambda: _known_finished(uow.ctx, rp_id))
+    if not await packets.finish(uow.cur, rp_id):
+        return False  # another node or task finished it
+    packet = await packets.get(uow.cur, rp_id)
+    event = {"ev": "packet.state", "rp_id": rp_id, "status": "finished",
+             "grabbed_count": packet["number"], "expend_time": packet["expend_time"]}
+    if packet["type"] == GROUP_LUCKY:
+        best = await packets.mark_best(uow.cur, rp_id)
+        names = await people.names(uow.cur, [best["user_id"]])
+        event["best"] = {"user": views.person(best["user_id"], names),
+                         "money": format_fen(best["money"])}
+    uow.emit(access.packet_rooms(packet), event)
+    return True
+
+
+async def _known_finished(ctx: Context, rp_id: int) -> None:
+    ctx.caches.finished.put(rp_id, True)

@@ -31,6 +31,8 @@ async def grab(ctx: Context, user_id: int, rp_id: int) -> dict:
             if await load_slots(ctx, rp_id) is None:
                 return await answer_from_database(ctx, user_id, rp_id)
             continue
+        if take.left == 0 and take.outcome in (slots.TOO_SLOW, slots.ALREADY):
+            booker_of(ctx).notice_drained(rp_id)
         if take.outcome == slots.TOO_SLOW:
             return {"result": "too_slow"}
         if take.outcome == slots.ALREADY:

@@ -9,6 +9,9 @@ LATENCY = Histogram("rtserver_request_seconds", "Time to answer a socket request
                     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
 EVENTS = Counter("rtserver_events_total", "Events sent to connections", ["ev"])
 HTTP = Counter("rtserver_http_requests_total", "HTTP requests", ["handler", "status"])
+DEPENDENCY_FAILURES = Counter("rtserver_dependency_failures_total",
+                              "Requests and jobs failed because a dependency was down",
+                              ["dependency"])
 REFUSED = Counter("rtserver_refused_total", "Work refused for a node's own safety (a limit reached)",
                   ["limit"])
 
@@ -17,6 +20,10 @@ def answered(op: str, outcome: str, seconds: float) -> None:
     """Count a socket request answered and how long it took."""
     _requests(op, outcome).inc()
     _latency(op).observe(seconds)
+
+
+def dependency_failed(dependency: str) -> None:
+    DEPENDENCY_FAILURES.labels(dependency).inc()
 
 
 def refused(limit: str) -> None:

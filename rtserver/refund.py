@@ -8,6 +8,7 @@ import time
 
 from rtserver import access
 from rtserver.context import Context
+from rtserver.finishing import do_finish
 from rtserver.hub import user_room
 from rtserver.money import format_fen
 from rtserver.uow import UnitOfWork, retrying
@@ -39,8 +40,12 @@ async def refund(ctx: Context, rp_id: int) -> bool:
             uow.emit(sender, wallet_event(balance))
         if not packet["finish_time"]:
             grabbed = len(await packets.grabs(uow.cur, rp_id))
-            uow.emit(access.packet_rooms(packet), {"ev": "packet.state", "rp_id": rp_id,
-                                                   "status": "expired", "grabbed_count": grabbed})
+            if grabbed == packet["number"]:  # drained, but its finisher died: it is finished
+                await do_finish(uow, rp_id)
+            else:
+                uow.emit(access.packet_rooms(packet), {"ev": "packet.state", "rp_id": rp_id,
+                                                       "status": "expired",
+                                                       "grabbed_count": grabbed})
         uow.after_commit(lambda: slots.forget(ctx.redis, ctx.keys, rp_id))
         await uow.commit()
     return True

@@ -46,9 +46,9 @@ class UnitOfWork:
         for callback in self._after:
             try:
                 await callback()
-            except Exception:
+            except Exception as exc:
                 # The money is committed; what follows is repaired by a sweep or a rebuild.
-                log.exception("after-commit step failed")
+                self.ctx.outages.failed(exc, "an after-commit step", log)
         await publish(self.ctx, self._events)
 
 
@@ -66,5 +66,5 @@ async def publish(ctx: Context, events: list[tuple[list[str], dict]]) -> None:
     """Send events to their rooms on every node; a lost event is caught up from history."""
     try:
         await ctx.bus.publish(events)
-    except Exception:
-        log.exception("events not published")
+    except Exception as exc:
+        ctx.outages.failed(exc, "publishing events", log)

@@ -19,6 +19,15 @@ def is_dependency_down(exc: BaseException) -> bool:
                             asyncio.TimeoutError))
 
 
+def dependency_of(exc: BaseException) -> str:
+    """Which dependency a failure that `is_dependency_down` came from."""
+    if isinstance(exc, pymysql.err.MySQLError):
+        return "MariaDB"
+    if isinstance(exc, redis.exceptions.RedisError):
+        return "Redis"
+    return "MariaDB or Redis"  # a bare socket error or time-out: either may have caused it
+
+
 def is_deadlock(exc: BaseException) -> bool:
     """Two transactions waited on each other (or too long): retrying is the cure."""
     return isinstance(exc, pymysql.err.OperationalError) and bool(exc.args) and \

@@ -103,13 +103,16 @@ async def mark_credited(cur, share_id: int) -> bool:
     return cur.rowcount == 1
 
 
-async def finish(cur, rp_id: int, now: int) -> bool:
-    """Record that the last share was taken; True only for the call that recorded it.
+async def finish(cur, rp_id: int) -> bool:
+    """Record when the last share was taken; True only for the call that recorded it.
 
+    The time is that of the last grab, not of this call: a packet whose finisher died is
+    finished later (by a tap, or at its expiry) with the time its shares were really gone.
     A packet voided since its shares were seen taken is not finished: the void cancelled them."""
     await cur.execute(
-        "UPDATE red_packet SET finish_time = %s, expend_time = %s - pay_time"
-        " WHERE id = %s AND finish_time = 0 AND pay_status IN (1, 2)", (now, now, rp_id))
+        "UPDATE red_packet p JOIN (SELECT MAX(update_time) AS last FROM red_packet_log"
+        " WHERE rp_id = %s) s SET p.finish_time = s.last, p.expend_time = s.last - p.pay_time"
+        " WHERE p.id = %s AND p.finish_time = 0 AND p.pay_status IN (1, 2)", (rp_id, rp_id))
     return cur.rowcount == 1
 
 

@@ -98,3 +98,54 @@ async def test_a_slot_taken_but_never_booked_is_booked_by_the_sweep(admin, conne
     assert (again["result"], again["money"]) == ("already", "1.00")
     assert await orphans.book_orphaned_grabs(ctx, grace=-1) == 0
     audit()
+
+
+async def finisher_died(ctx, rp_id: int) -> None:
+    """Leave a drained packet as a node killed between its last booking and its finish does:
+    every share claimed, no finish, no best luck, and no node remembering it finished."""
+    async with ctx.db.cursor() as cur:
+        await cur.execute("UPDATE red_packet SET finish_time = 0, expend_time = 0 WHERE id = %s",
+                          (rp_id,))
+        await cur.execute("UPDATE red_packet_log SET is_good = 0 WHERE rp_id = %s", (rp_id,))
+    ctx.caches.finished.drop(rp_id)
+
+
+async def drained_lucky_packet(admin, connect):
+    gid, users, clients = await group_with(admin, connect, 4, "10.00")
+    rp_id = await create_and_pay(clients[0], type=3, for_id=gid, number=3, amount="3.00")
+    won = [await c.request("packet.grab", rp_id=rp_id) for c in clients[1:]]
+    finished = await clients[0].event("packet.state", rp_id=rp_id, status="finished")
+    return rp_id, clients, won, finished
+
+
+@pytest.mark.gen_test
+async def test_a_drained_packet_whose_finisher_died_is_finished_by_the_next_tap(
+        admin, connect, ctx, audit):
+    rp_id, clients, won, finished = await drained_lucky_packet(admin, connect)
+    await finisher_died(ctx, rp_id)
+    again = await clients[1].request("packet.grab", rp_id=rp_id)
+    assert (again["result"], again["money"]) == ("already", won[0]["money"])
+    state = await clients[0].event("packet.state", rp_id=rp_id, status="finished")
+    assert state["best"] == finished["best"]
+    assert state["expend_time"] == finished["expend_time"]  # when the last share went
+    detail = await clients[0].request("packet.detail", rp_id=rp_id)
+    assert detail["packet"]["status"] == "finished"
+    assert sum(g["is_good"] for g in detail["grabs"]) == 1
+    audit()
+
+
+@pytest.mark.gen_test
+async def test_a_drained_packet_nobody_taps_again_is_finished_at_its_expiry_not_expired(
+        admin, connect, ctx, audit):
+    rp_id, clients, won, finished = await drained_lucky_packet(admin, connect)
+    await finisher_died(ctx, rp_id)
+    await until_expired()
+    await refund.refund_expired(ctx)
+    state = await clients[0].event("packet.state", rp_id=rp_id)
+    assert (state["status"], state["best"]) == ("finished", finished["best"])
+    assert not clients[0].named("packet.refunded"), "nothing was left to refund"
+    detail = await clients[0].request("packet.detail", rp_id=rp_id)
+    assert (detail["packet"]["status"], detail["packet"]["expend_time"]) == \
+        ("finished", finished["expend_time"])
+    assert (await clients[3].request("packet.grab", rp_id=rp_id))["result"] == "already"
+    audit()

@@ -4,12 +4,15 @@ every grab that was acknowledged stays, and every fen is accounted for.
 """
 import asyncio
 import dataclasses
+import logging
+import re
 from urllib.parse import quote
 
 import pytest
 import tornado.httpclient
 import tornado.websocket
 
+from jobs.runner import JobRunner
 from rtserver import auth, orphans
 from storage import packets, slots
 from storage.db import Database, MysqlUrl
@@ -38,8 +41,9 @@ def mysql_proxy(run_settings):
 
 @pytest.fixture
 def settings(run_settings, request):
-    """This run's settings, with Redis or MariaDB swapped for what the test cuts off."""
-    changes = {}
+    """This run's settings, with Redis or MariaDB swapped for what the test cuts off, and the
+    flags a test names (indirect parametrize)."""
+    changes = dict(getattr(request, "param", {}))
     if "private_redis" in request.fixturenames:
         changes["redis_url"] = request.getfixturevalue("private_redis").url
     if "mysql_proxy" in request.fixturenames:
@@ -285,3 +289,32 @@ async def test_requests_waiting_for_a_connection_are_served_after_every_connecti
         await db.ping()
     finally:
         await db.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("settings", [{"job_interval": 0.1}], indirect=True)
+async def test_an_outage_is_two_log_lines_however_much_fails_meanwhile(
+        mysql_proxy, admin, connect, ctx, caplog):
+    client = await connect(await admin.user())
+    runner = JobRunner(ctx)  # its sweeps fail ten times a second while MariaDB is away
+    runner.start()
+    try:
+        with caplog.at_level(logging.INFO):
+            mysql_proxy.close()
+            down = [await client.request("wallet.get") for _ in range(30)]
+            assert {r.get("code") for r in down} == {"unavailable"}
+            await asyncio.sleep(1)
+            mysql_proxy.open()
+            for _ in range(50):
+                if any(" is back " in r.getMessage() for r in caplog.records):
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        await runner.stop()
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(said) == 2, said
+    assert said[0].startswith("MariaDB is unreachable")
+    back = re.fullmatch(r"MariaDB is back after \d+ s; (\d+) failures meanwhile", said[1])
+    assert back and int(back[1]) >= 30, said[1]
+    assert not any(r.exc_info for r in caplog.records)
+    assert (await client.request("wallet.get"))["ok"]
