@@ -28,6 +28,7 @@ log = logging.getLogger("rtserver.booking")
 
 MAX_BATCH = 200  # claims in one transaction: multi-row statements stay well under packet limits
 WRITERS = 2  # batches written at once: one is gathered while the other commits
+FINISH_RECHECK = 0.05  # seconds between asking whether a packet's last bookings have landed
 
 
 class Conflict(Exception):
@@ -110,6 +111,25 @@ class Booker:
                     checked.add_done_callback(lambda _, c=claim, a=answer: _settle(c, a))
                 else:
                     _settle(claim, answer)
+
+    async def until_finished(self, rp_id: int, patience: float) -> bool:
+        """Whether a packet with no free slot left is finished, waiting up to `patience`
+        seconds for the bookings of its last slots, and for the finish they make.
+
+        Only then is 手慢了 true: a slot taken but not yet booked (its request waiting for
+        MariaDB, or dead) may still come back to the packet, by a Redis rebuild or a refund."""
+        deadline = time.monotonic() + patience
+        while not self.ctx.caches.finished.get(rp_id):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                await asyncio.wait_for(asyncio.shield(self.finisher.check([rp_id])), left)
+            except asyncio.TimeoutError:
+                return False
+            if not self.ctx.caches.finished.get(rp_id):
+                await asyncio.sleep(min(FINISH_RECHECK, max(0.0, deadline - time.monotonic())))
+        return True
 
     def notice_drained(self, rp_id: int) -> None:
         """A tap found no free slot left: have the packet finished if nobody has.

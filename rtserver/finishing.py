@@ -94,6 +94,10 @@ async def finish_taken(ctx: Context, rp_ids) -> None:
         taken = await packets.taken_but_unfinished(cur, drained)
     for rp_id in taken:
         await finish(ctx, rp_id)
+    if len(taken) < len(drained):  # the others may have been finished elsewhere
+        async with ctx.db.cursor() as cur:
+            for rp_id in await packets.finished_among(cur, set(drained) - set(taken)):
+                ctx.caches.finished.put(rp_id, True)
 
 
 async def finish(ctx: Context, rp_id: int) -> None:

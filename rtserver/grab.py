@@ -10,14 +10,16 @@ from rtserver.slots import load_slots
 from storage import packets, slots
 
 MAX_TAKES = 5  # a slot whose share went elsewhere (after a Redis rebuild) is retried this often
+TOO_SLOW_PATIENCE = 5.0  # seconds a grab with no slot waits for the last ones to be booked
 
 
 async def grab(ctx: Context, user_id: int, rp_id: int) -> dict:
     """Try to take a share of a packet for a user.
 
-    "too_slow" is answered with one Redis call and no SQL; a won slot is booked in MariaDB,
-    credited at once when the packet is paid (or left for settlement while a third-party
-    payment is pending).
+    "too_slow" is said only of a finished packet, whose every share MariaDB holds booked: on a
+    packet this node knows finished it costs one Redis call and no SQL. A won slot is booked in
+    MariaDB, credited at once when the packet is paid (or left for settlement while a
+    third-party payment is pending).
     """
     meta = await ctx.caches.packets.get_or_load(rp_id, lambda: load_slots(ctx, rp_id))
     if meta is None:
@@ -31,10 +33,12 @@ async def grab(ctx: Context, user_id: int, rp_id: int) -> dict:
             if await load_slots(ctx, rp_id) is None:
                 return await answer_from_database(ctx, user_id, rp_id)
             continue
-        if take.left == 0 and take.outcome in (slots.TOO_SLOW, slots.ALREADY):
-            booker_of(ctx).notice_drained(rp_id)
         if take.outcome == slots.TOO_SLOW:
-            return {"result": "too_slow"}
+            if await booker_of(ctx).until_finished(rp_id, TOO_SLOW_PATIENCE):
+                return {"result": "too_slow"}  # every share is booked: they went to others
+            raise Unavailable("the last shares are still being booked; tap again")
+        if take.left == 0 and take.outcome == slots.ALREADY:
+            booker_of(ctx).notice_drained(rp_id)
         if take.outcome == slots.ALREADY:
             async with ctx.db.cursor() as cur:
                 share = await packets.share_at(cur, rp_id, take.slot)

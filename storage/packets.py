@@ -127,6 +127,14 @@ async def taken_but_unfinished(cur, rp_ids) -> list[int]:
     return [row["id"] for row in await cur.fetchall()]
 
 
+async def finished_among(cur, rp_ids) -> list[int]:
+    """The packets among `rp_ids` that are finished."""
+    ids = sorted(rp_ids)
+    await cur.execute(f"SELECT id FROM red_packet WHERE id IN ({', '.join(['%s'] * len(ids))})"
+                      " AND finish_time > 0", ids)
+    return [row["id"] for row in await cur.fetchall()]
+
+
 async def mark_best(cur, rp_id: int) -> dict:
     """Mark a finished packet's 手气最佳 and return it: the largest share; on a tie the earliest
     grab, which took the lowest slot."""
