@@ -11,8 +11,8 @@ from handlers import ops
 from handlers.frames import BulkFrameProtocol, frame, send_now
 from handlers.base import is_unicode
 from rtserver import auth, codec, metrics
-from rtserver.errors import (BadFrame, BadRequest, RateLimited, RtError, Unauthorized,
-                             Unavailable)
+from rtserver.errors import (BadFrame, BadRequest, OutcomeUnknown, RateLimited, RtError,
+                             Unauthorized, Unavailable)
 from rtserver.ratelimit import TokenBucket
 from rtserver.session import open_session
 from storage.errors import is_dependency_down
@@ -148,6 +148,9 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
             result = await ops.call(self.ctx, self.user_id, op, frame)
             reply = {"re": rid, "ok": True, **result}
             outcome = result.get("result", "ok")
+        except OutcomeUnknown:
+            metrics.answered(label, "outcome_unknown", time.perf_counter() - started)
+            return self.close(1013, "outcome not known yet; reconnect and try again")
         except Exception as exc:
             err = self._as_error(exc, label)
             reply = {"re": rid, "ok": False, "code": err.code, "message": err.message}

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from rtserver import views
 from rtserver.context import Context
-from rtserver.errors import Unavailable
-from rtserver.finishing import Finisher
+from rtserver.errors import OutcomeUnknown
+from rtserver.finishing import finisher_of
 from rtserver.hub import user_room
 from rtserver.money import format_fen
 from rtserver.uow import publish, retrying
@@ -28,7 +28,6 @@ log = logging.getLogger("rtserver.booking")
 
 MAX_BATCH = 200  # claims in one transaction: multi-row statements stay well under packet limits
 WRITERS = 2  # batches written at once: one is gathered while the other commits
-FINISH_RECHECK = 0.05  # seconds between asking whether a packet's last bookings have landed
 
 
 class Conflict(Exception):
@@ -60,13 +59,13 @@ class Booker:
         self.changed = asyncio.Event()  # a claim arrived, or a batch let its users go
         self.closing = False
         self.writers: list[asyncio.Task] = []
-        self.finisher = Finisher(ctx)
+        self.finisher = finisher_of(ctx)
         self.loop = asyncio.get_running_loop()  # kept: asking costs a system call (getpid)
 
     async def book(self, meta: dict, rp_id: int, user_id: int, slot: int, last: bool):
         """Book the share of a taken slot; None when that share went to someone else."""
         if self.closing:  # no writer would book it: the retry, on this node or another, will
-            raise Unavailable("the server is stopping; retry")
+            raise OutcomeUnknown("the server is stopping")
         if not self.writers:
             self.writers = [self.loop.create_task(self._write()) for _ in range(WRITERS)]
         claim = Claim(meta, rp_id, user_id, slot, last, self.loop.create_future())
@@ -80,7 +79,6 @@ class Booker:
         self.closing = True
         self.changed.set()
         await asyncio.gather(*self.writers, return_exceptions=True)
-        await self.finisher.close()
 
     async def _write(self) -> None:
         while True:
@@ -111,34 +109,6 @@ class Booker:
                     checked.add_done_callback(lambda _, c=claim, a=answer: _settle(c, a))
                 else:
                     _settle(claim, answer)
-
-    async def until_finished(self, rp_id: int, patience: float) -> bool:
-        """Whether a packet with no free slot left is finished, waiting up to `patience`
-        seconds for the bookings of its last slots, and for the finish they make.
-
-        Only then is 手慢了 true: a slot taken but not yet booked (its request waiting for
-        MariaDB, or dead) may still come back to the packet, by a Redis rebuild or a refund."""
-        deadline = time.monotonic() + patience
-        while not self.ctx.caches.finished.get(rp_id):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            try:
-                await asyncio.wait_for(asyncio.shield(self.finisher.check([rp_id])), left)
-            except asyncio.TimeoutError:
-                return False
-            if not self.ctx.caches.finished.get(rp_id):
-                await asyncio.sleep(min(FINISH_RECHECK, max(0.0, deadline - time.monotonic())))
-        return True
-
-    def notice_drained(self, rp_id: int) -> None:
-        """A tap found no free slot left: have the packet finished if nobody has.
-
-        The booking that took its last share normally does, but its node may have died in
-        between (kill -9): whoever taps next, and the expiry refund at the latest, finish it
-        instead. A packet known finished costs nothing more here."""
-        if not self.ctx.caches.finished.get(rp_id):
-            self.finisher.check([rp_id])
 
     def _take_batch(self) -> list[Claim]:
         """The waiting claims of users not being booked, in arrival order, up to MAX_BATCH."""

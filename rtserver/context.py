@@ -27,6 +27,7 @@ class Context:
     inflight: set = dataclasses.field(default_factory=set)  # socket requests being answered
     caches: Caches = dataclasses.field(default_factory=Caches)
     booker: object = None  # the group commit of grabs, started by the first grab
+    finisher: object = None  # finishes packets whose shares are all booked, made when needed
     bus: Bus | None = None  # events to every node, joined by open_context
     taker: SlotTaker | None = None  # the grab scripts of concurrent grabs, sent together
     quotas: Quotas | None = None  # sockets and requests in flight, per user and for the node
@@ -62,6 +63,8 @@ async def _both(db: Database, redis) -> None:
 async def close_context(ctx: Context) -> None:
     if ctx.booker is not None:
         await ctx.booker.close()
+    if ctx.finisher is not None:  # after the booker: its last batches are checked too
+        await ctx.finisher.close()
     await ctx.bus.stop()  # after the booker: what it finished last is published too
     ctx.outages.close()
     await ctx.db.close()

@@ -69,6 +69,12 @@ class Unavailable(RtError):
     code, default_message, http_status = "unavailable", "a dependency is down; retry", 503
 
 
+class OutcomeUnknown(Exception):
+    """Not a refusal: the request may have changed something (a grab whose share may be booked)
+    and what happened cannot be told yet. No answer is truer than a wrong one: its socket is
+    closed, and the client's next try learns the outcome."""
+
+
 class TooManyConnections(RateLimited):
     default_message = "too many connections for this user on this node"
 

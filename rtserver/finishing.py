@@ -10,6 +10,7 @@ MariaDB about those alone.
 """
 import asyncio
 import logging
+import time
 
 from rtserver import access, views
 from rtserver.context import Context
@@ -21,6 +22,9 @@ from storage import packets, people, slots
 log = logging.getLogger("rtserver.finishing")
 
 RETRY_AFTER = 1.0  # seconds before checking again packets whose check failed (MariaDB away)
+# Seconds between asking MariaDB again whether a packet a grab waits on is finished: the finish
+# may be made by another node, which this one hears of only by asking.
+RECHECK_AFTER = 0.5
 
 
 class Finisher:
@@ -33,6 +37,7 @@ class Finisher:
         self.wake = asyncio.Event()
         self.task: asyncio.Task | None = None
         self.closing = False
+        self.watched: dict[int, asyncio.Future] = {}  # packets grabs wait to see finished
 
     def check(self, rp_ids) -> asyncio.Future:
         """Have these packets checked soon; the future is done once they have been."""
@@ -43,6 +48,43 @@ class Finisher:
             self.task = asyncio.ensure_future(self._run())
         self.wake.set()
         return self.next_round
+
+    def notice_drained(self, rp_id: int) -> None:
+        """A tap found no free slot left: have the packet finished if nobody has.
+
+        The booking that took its last share normally does, but its node may have died in
+        between (kill -9): whoever taps next, and the expiry refund at the latest, finish it
+        instead. A packet known finished costs nothing more here."""
+        if not self.ctx.caches.finished.get(rp_id):
+            self.check([rp_id])
+
+    async def until_finished(self, rp_id: int, patience: float) -> bool:
+        """Whether a packet with no free slot left is finished, waiting up to `patience`
+        seconds for the bookings of its last slots, and for the finish they make.
+
+        Only then is 手慢了 true: a slot taken but not yet booked (its request waiting for
+        MariaDB, or dead) may still come back to the packet, by a Redis rebuild or a refund."""
+        deadline = time.monotonic() + patience
+        seen = self.watched.setdefault(rp_id, asyncio.get_running_loop().create_future())
+        while not self.ctx.caches.finished.get(rp_id):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if self.watched.get(rp_id) is seen and not seen.done():
+                    del self.watched[rp_id]  # nobody may ever finish it (voided meanwhile)
+                return False
+            self.check([rp_id])
+            try:
+                await asyncio.wait_for(asyncio.shield(seen), min(RECHECK_AFTER, left))
+            except asyncio.TimeoutError:
+                pass
+        return True
+
+    def known_finished(self, rp_id: int) -> None:
+        """Remember that a packet is finished, and wake the grabs waiting to see it."""
+        self.ctx.caches.finished.put(rp_id, True)
+        seen = self.watched.pop(rp_id, None)
+        if seen is not None and not seen.done():
+            seen.set_result(True)
 
     async def close(self) -> None:
         """Let the round under way end (a query cut off half read would leave its connection
@@ -97,7 +139,7 @@ async def finish_taken(ctx: Context, rp_ids) -> None:
     if len(taken) < len(drained):  # the others may have been finished elsewhere
         async with ctx.db.cursor() as cur:
             for rp_id in await packets.finished_among(cur, set(drained) - set(taken)):
-                ctx.caches.finished.put(rp_id, True)
+                finisher_of(ctx).known_finished(rp_id)
 
 
 async def finish(ctx: Context, rp_id: int) -> None:
@@ -126,4 +168,11 @@ async def do_finish(uow: UnitOfWork, rp_id: int) -> bool:
 
 
 async def _known_finished(ctx: Context, rp_id: int) -> None:
-    ctx.caches.finished.put(rp_id, True)
+    finisher_of(ctx).known_finished(rp_id)
+
+
+def finisher_of(ctx: Context) -> Finisher:
+    """This node's finisher (made the first time it is needed; `close_context` closes it)."""
+    if ctx.finisher is None:
+        ctx.finisher = Finisher(ctx)
+    return ctx.finisher

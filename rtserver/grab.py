@@ -1,16 +1,21 @@
 """Grabbing a share (抢红包): one Redis script decides, a batched transaction books it."""
+import asyncio
 import time
 
 from rtserver import access, lifecycle
 from rtserver.booking import already, booker_of
 from rtserver.context import Context
-from rtserver.errors import Forbidden, NotPaid, Unavailable
+from rtserver.finishing import finisher_of
+from rtserver.errors import Forbidden, NotPaid, OutcomeUnknown, Unavailable
 from rtserver.limits import PERSONAL
 from rtserver.slots import load_slots
 from storage import packets, slots
+from storage.errors import is_dependency_down
 
 MAX_TAKES = 5  # a slot whose share went elsewhere (after a Redis rebuild) is retried this often
 TOO_SLOW_PATIENCE = 5.0  # seconds a grab with no slot waits for the last ones to be booked
+BOOK_PATIENCE = 10.0  # seconds a grab holding a slot keeps trying to book it through an outage
+BOOK_RETRY_FIRST, BOOK_RETRY_MOST = 0.1, 1.0  # seconds between those tries, doubling
 
 
 async def grab(ctx: Context, user_id: int, rp_id: int) -> dict:
@@ -34,11 +39,11 @@ async def grab(ctx: Context, user_id: int, rp_id: int) -> dict:
                 return await answer_from_database(ctx, user_id, rp_id)
             continue
         if take.outcome == slots.TOO_SLOW:
-            if await booker_of(ctx).until_finished(rp_id, TOO_SLOW_PATIENCE):
+            if await finisher_of(ctx).until_finished(rp_id, TOO_SLOW_PATIENCE):
                 return {"result": "too_slow"}  # every share is booked: they went to others
             raise Unavailable("the last shares are still being booked; tap again")
         if take.left == 0 and take.outcome == slots.ALREADY:
-            booker_of(ctx).notice_drained(rp_id)
+            finisher_of(ctx).notice_drained(rp_id)
         if take.outcome == slots.ALREADY:
             async with ctx.db.cursor() as cur:
                 share = await packets.share_at(cur, rp_id, take.slot)
@@ -47,11 +52,32 @@ async def grab(ctx: Context, user_id: int, rp_id: int) -> dict:
             if share["is_refunded"]:
                 return {"result": "expired"}
         # Won now, or taken earlier by a request that died before booking it.
-        answer = await booker_of(ctx).book(meta, rp_id, user_id, take.slot, take.left == 0)
+        answer = await book_until_known(ctx, meta, rp_id, user_id, take.slot, take.left == 0)
         if answer is not None:
             return answer
         await slots.release(ctx.redis, ctx.keys, rp_id, user_id)
     raise Unavailable("could not settle on a share; retry")
+
+
+async def book_until_known(ctx: Context, meta: dict, rp_id: int, user_id: int, slot: int,
+                           last: bool) -> dict | None:
+    """Book a taken slot's share, through an outage of MariaDB up to BOOK_PATIENCE.
+
+    Such a grab is never told `unavailable`: its slot stays held, so its share may yet be booked
+    (a commit whose reply was lost, the user's next tap, the orphan sweep). Booking again is
+    safe, since a share claimed already by this user answers `already`; when MariaDB stays
+    away, OutcomeUnknown closes the socket instead of answering."""
+    deadline, delay = time.monotonic() + BOOK_PATIENCE, BOOK_RETRY_FIRST
+    while True:
+        try:
+            return await booker_of(ctx).book(meta, rp_id, user_id, slot, last)
+        except Exception as exc:
+            if not is_dependency_down(exc):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise OutcomeUnknown("MariaDB is away; the grab's outcome is not known") from exc
+        await asyncio.sleep(delay)
+        delay = min(2 * delay, BOOK_RETRY_MOST)
 
 
 async def check_may_grab(ctx: Context, meta: dict, user_id: int) -> None:
