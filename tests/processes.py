@@ -7,8 +7,6 @@ ends, whatever happened in it.
 import asyncio
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 
@@ -17,10 +15,10 @@ import redis as sync_redis
 import tornado.httpclient
 
 from rtserver.config import Settings
+from tools.child import Child
 from tools.tcp_proxy import TcpProxy, free_port  # noqa: F401 (TcpProxy: the tests' import)
 
 START_TIMEOUT = 15.0  # seconds a child gets to answer; they usually need well under one
-STOP_TIMEOUT = 10.0  # seconds a child gets to exit on SIGTERM
 
 
 def rtserver_env(settings: Settings) -> dict[str, str]:
@@ -29,44 +27,6 @@ def rtserver_env(settings: Settings) -> dict[str, str]:
                 RTSERVER_REDIS_URL=settings.redis_url, RTSERVER_REDIS_PREFIX=settings.redis_prefix,
                 RTSERVER_TOKEN_SECRET=settings.token_secret,
                 RTSERVER_ADMIN_TOKEN=settings.admin_token)
-
-
-class Child:
-    """One child process, its output in a log file of its own."""
-
-    def __init__(self, argv: list[str], log_path, env: dict[str, str] | None = None):
-        self.argv, self.log_path, self.env = argv, log_path, env
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> "Child":
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL: no goodbye, no cleanup, as when a machine dies."""
-        if self.running:
-            self.proc.kill()
-        if self.proc:
-            self.proc.wait(STOP_TIMEOUT)
-
-    def terminate(self) -> int:
-        """SIGTERM and wait; return the exit code."""
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(STOP_TIMEOUT)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def check_alive(self) -> None:
-        if not self.running:
-            raise AssertionError(f"{self.argv[:4]} exited with {self.proc.returncode}:\n"
-                                 f"{self.log()}")
 
 
 class RedisServer(Child):
