@@ -29,6 +29,10 @@ class TcpProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
 
+    @property
+    def listening(self) -> bool:
+        return self._server is not None
+
     def open(self) -> None:
         self._call(self._open())
 
