@@ -125,13 +125,13 @@ def main(argv=None) -> int:
     RESULTS.mkdir(exist_ok=True)
     json_path, png_path = RESULTS / f"chaos-{run}.json", RESULTS / f"chaos-{run}.png"
     full = report.write(json_path, args.seed, args.seconds, history, schedule, violations, extra)
-    report.draw(png_path, history, schedule, f"seed {args.seed}, {args.seconds:.0f} s, "
-                                             f"{full['violations']} violations")
+    drawn = report.draw(png_path, history, schedule, f"seed {args.seed}, {args.seconds:.0f} s,"
+                                                     f" {full['violations']} violations")
     for kind, seen in full["violations_by_kind"].items():
         say(f"VIOLATION {kind} ×{seen['count']}: first {json.dumps(seen['first'], default=str)}")
     print(json.dumps({key: full[key] for key in (
         "seed", "seconds", "operations", "acknowledged_grabs", "faults", "violations")} | {
-        "report": str(json_path), "picture": str(png_path)}, default=str), flush=True)
+        "report": str(json_path), "picture": str(png_path) if drawn else None}, default=str), flush=True)
     return 1 if violations else 0
 
 

@@ -48,8 +48,12 @@ def write(path: Path, seed: int, seconds: float, history: History, faults: list,
     return report
 
 
-def draw(path: Path, history: History, faults: list, title: str) -> None:
-    import matplotlib
+def draw(path: Path, history: History, faults: list, title: str) -> bool:
+    """Draw the picture; False where matplotlib (the `bench` extra) is not installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -85,3 +89,4 @@ def draw(path: Path, history: History, faults: list, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return True
