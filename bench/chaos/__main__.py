@@ -125,6 +125,8 @@ def main(argv=None) -> int:
     RESULTS.mkdir(exist_ok=True)
     json_path, png_path = RESULTS / f"chaos-{run}.json", RESULTS / f"chaos-{run}.png"
     full = report.write(json_path, args.seed, args.seconds, history, schedule, violations, extra)
+    # The whole history beside it, for reading a violation's surroundings.
+    json_path.with_suffix(".history.json").write_text(json.dumps(history.as_json(), default=str))
     drawn = report.draw(png_path, history, schedule, f"seed {args.seed}, {args.seconds:.0f} s,"
                                                      f" {full['violations']} violations")
     for kind, seen in full["violations_by_kind"].items():

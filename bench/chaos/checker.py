@@ -205,7 +205,8 @@ def answers_true(grabs, facts) -> list[Violation]:
             if share and share["is_into_account"] and not any(
                     c.outcome == "ok" or c.outcome in LOST for c in others):
                 found.append(Violation("unavailable_but_the_grab_was_booked", share["money"],
-                                       dict(example, money=share["money"])))
+                                       dict(example, money=share["money"], answers=[
+                                           (round(c.sent, 3), c.outcome) for c in others])))
     return found
 
 

@@ -5,7 +5,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench.chaos import faults as fault_kinds
-from bench.chaos.checker import WON, Violation
+from bench.chaos.checker import LOST, WON, Violation
 from bench.chaos.history import History
 
 COLOURS = {"kill9": "#d62728", "sigterm": "#ff7f0e", "sigstop": "#bcbd22",
@@ -16,6 +16,11 @@ COLOURS = {"kill9": "#d62728", "sigterm": "#ff7f0e", "sigstop": "#bcbd22",
 def acknowledged(history: History) -> list:
     return [c for c in history.of("packet.grab")
             if c.outcome in WON and "money" in (c.reply or {})]
+
+
+def succeeded(call) -> bool:
+    """Answered without a failure code (`too_slow` and `expired` are answers too)."""
+    return call.outcome in ("200", "204") or bool((call.reply or {}).get("ok"))
 
 
 def operations(history: History) -> dict[str, dict[str, int]]:
@@ -65,15 +70,14 @@ def draw(path: Path, history: History, faults: list, title: str) -> bool:
     top.step(seconds, [per_second.get(s, 0) for s in seconds], where="post", color="black",
              linewidth=0.8)
     top.set_ylabel("acknowledged grabs / s")
-    for colour, keep in (("#1f77b4", lambda c: c.outcome in WON or c.outcome == "ok"),
-                         ("#ff7f0e", lambda c: c.outcome not in ("ok", *WON, "closed",
-                                                                 "timeout")),
-                         ("#d62728", lambda c: c.outcome in ("closed", "timeout"))):
+    for colour, keep in (("#1f77b4", succeeded),
+                         ("#ff7f0e", lambda c: not succeeded(c) and c.outcome not in LOST),
+                         ("#d62728", lambda c: c.outcome in LOST)):
         calls = [c for c in history.calls if c.latency is not None and keep(c)]
         bottom.scatter([c.sent for c in calls], [max(c.latency, 1e-4) * 1000 for c in calls],
                        s=2, color=colour, alpha=0.5, linewidths=0)
     bottom.set_yscale("log")
-    bottom.set_ylabel("latency (ms): ok · refused · no answer")
+    bottom.set_ylabel("latency (ms): answered · failed · none")
     bottom.set_xlabel("seconds into the run")
     shown = set()
     for f in faults:
