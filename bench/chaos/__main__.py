@@ -23,7 +23,7 @@ from bench.chaos.world import JOB_INTERVAL, PACKET_TTL, PAYMENT_TIMEOUT, World
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 QUIET_TAIL = 10.0  # seconds at the end of the run with grabs and faults but no new packets
-PENDING_WAIT = 20.0  # seconds the workload's last flows (late notifications) may take
+PENDING_WAIT = 60.0  # seconds the workload's last flows (late notifications) may take, at most
 SETTLE_WAIT = PACKET_TTL + PAYMENT_TIMEOUT + 5 * JOB_INTERVAL + 5
 CONNECT_WAIT = 20.0
 

@@ -12,7 +12,7 @@ from rtserver.money import parse_amount
 ANSWER_WITHIN = 30.0  # seconds a request may wait for its answer on an open socket
 PAID, AWAITING, VOIDED = 1, 2, 3
 WON = ("ok", "already")
-LOST = ("closed", "timeout")  # no answer: the request may or may not have done its work
+LOST = ("closed", "timeout", "lost")  # no answer: it may or may not have done its work
 
 
 @dataclass
@@ -169,7 +169,7 @@ def unanswered(history: History) -> list[Violation]:
         waited = call.latency
         if waited is None or waited <= ANSWER_WITHIN:
             continue
-        if call.outcome == "closed" and call.conn >= 0:
+        if (call.outcome == "closed" and call.conn >= 0) or call.outcome == "lost":
             continue  # the socket closed: the client knows to ask again (timed-out ones count)
         found.append(Violation("unanswered_for_30s", waited, {
             "op": call.op, "user": call.user, "node": call.node, "outcome": call.outcome,

@@ -1,10 +1,13 @@
 """The workload's HTTP calls (admin deposits, provider notifications), recorded like socket calls."""
+import asyncio
 import json
 
 import tornado.httpclient
 
 from bench.chaos.history import Call, History
 from bench.chaos.session import REPLY_WAIT
+
+LOST_AFTER = REPLY_WAIT + 5
 
 
 class Http:
@@ -18,9 +21,13 @@ class Http:
         """POST `body` to a node; the outcome is the HTTP status, or "closed" if none came."""
         call = self.history.begin(op, user, node, -1, args)
         try:
-            response = await self.client.fetch(
+            # Tornado's client has been seen waiting forever on a request whose node was killed
+            # under it, past its own request_timeout: "lost" is that, not the server's silence.
+            response = await asyncio.wait_for(self.client.fetch(
                 self.node_urls[node] + path, method="POST", body=body, headers=headers,
-                raise_error=False, connect_timeout=3, request_timeout=REPLY_WAIT)
+                raise_error=False, connect_timeout=3, request_timeout=REPLY_WAIT), LOST_AFTER)
+        except asyncio.TimeoutError:
+            return self.history.end(call, "lost")
         except OSError:
             return self.history.end(call, "closed")
         if response.code == 599:  # Tornado's "no HTTP answer": refused, reset or timed out
