@@ -6,6 +6,7 @@ cuts them off. Everything started here is killed by `close()`, whatever happened
 """
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -229,6 +230,8 @@ class World:
             except Exception:  # noqa: BLE001
                 pass
         self.processes, self.proxies = [], []
+        # The logs stay for reading; the datadir (over 100 MB, nothing to learn) goes.
+        shutil.rmtree(self.directory / "mariadb" / "data", ignore_errors=True)
 
     def log_lines(self) -> dict[str, int]:
         """Lines each rtserver process wrote: an outage should not flood them."""
