@@ -6,7 +6,7 @@ PY       := $(VENV)/bin/python
 SERVICES := eval "$$($(PY) tools/services.py up)"
 PORT     ?= 8888
 
-.PHONY: install chromium run test bench siege cluster services-down clean
+.PHONY: install chromium run test bench siege chaos cluster services-down clean
 
 install: $(VENV)/.installed node_modules/.package-lock.json chromium
 
@@ -47,6 +47,12 @@ bench: install $(VENV)/.bench-installed
 # Not part of `make test` either: ordinary clients' service while one user attacks the server.
 siege: install $(VENV)/.bench-installed
 	@$(SERVICES) && $(PY) -m bench.siege $(SIEGE_ARGS)
+
+# Not part of `make test` (but for a short run of it, tests/test_chaos.py): two nodes, the jobs
+# runner, a MariaDB and a Redis of its own under ./var, broken on a schedule drawn from the seed,
+# then checked. The SERVICES are bench's prerequisites; the soak itself starts its own world.
+chaos: install $(VENV)/.bench-installed
+	@$(SERVICES) && $(PY) -m bench.chaos $(CHAOS_ARGS)
 
 $(VENV)/.bench-installed: setup.py
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[test,bench]'

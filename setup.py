@@ -28,7 +28,10 @@ setup(
             "playwright>=1.40,<2",  # the browser tests; they drive the system's Chromium
             "schemathesis>=4.32,<5",  # tests/test_openapi.py; 4.32 needs pytest<10, hypothesis<7
         ],
-        "bench": ["py-spy>=0.3,<1"],  # `make bench BENCH_ARGS="--profile FILE"`
+        "bench": [
+            "py-spy>=0.3,<1",  # `make bench BENCH_ARGS="--profile FILE"`
+            "matplotlib>=3.7,<4",  # `make chaos` draws its run
+        ],
     },
     entry_points={"console_scripts": ["rtserver = rtserver.cli:main"]},
 )

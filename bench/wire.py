@@ -54,6 +54,9 @@ class Conn(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        if self.upgraded.cancelled():  # whoever opened it gave up waiting for the upgrade
+            self.transport.close()
+            return
         self.buffer += data
         if not self.upgraded.done():
             end = self.buffer.find(b"\r\n\r\n")

@@ -1,5 +1,5 @@
-"""Real processes for the recovery tests: a private redis-server, `rtserver` children, and a TCP
-proxy that can cut MariaDB off and bring it back.
+"""Real processes for the recovery tests: a private redis-server and `rtserver` children (the TCP
+proxy that cuts MariaDB off and brings it back is `tools/tcp_proxy.py`).
 
 Every child is started by a `Children` registry, which kills what is still running when the test
 ends, whatever happened in it.
@@ -7,11 +7,7 @@ ends, whatever happened in it.
 import asyncio
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -19,16 +15,10 @@ import redis as sync_redis
 import tornado.httpclient
 
 from rtserver.config import Settings
+from tools.child import Child
+from tools.tcp_proxy import TcpProxy, free_port  # noqa: F401 (TcpProxy: the tests' import)
 
 START_TIMEOUT = 15.0  # seconds a child gets to answer; they usually need well under one
-STOP_TIMEOUT = 10.0  # seconds a child gets to exit on SIGTERM
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on at this moment."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rtserver_env(settings: Settings) -> dict[str, str]:
@@ -37,44 +27,6 @@ def rtserver_env(settings: Settings) -> dict[str, str]:
                 RTSERVER_REDIS_URL=settings.redis_url, RTSERVER_REDIS_PREFIX=settings.redis_prefix,
                 RTSERVER_TOKEN_SECRET=settings.token_secret,
                 RTSERVER_ADMIN_TOKEN=settings.admin_token)
-
-
-class Child:
-    """One child process, its output in a log file of its own."""
-
-    def __init__(self, argv: list[str], log_path, env: dict[str, str] | None = None):
-        self.argv, self.log_path, self.env = argv, log_path, env
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> "Child":
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL: no goodbye, no cleanup, as when a machine dies."""
-        if self.running:
-            self.proc.kill()
-        if self.proc:
-            self.proc.wait(STOP_TIMEOUT)
-
-    def terminate(self) -> int:
-        """SIGTERM and wait; return the exit code."""
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(STOP_TIMEOUT)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def check_alive(self) -> None:
-        if not self.running:
-            raise AssertionError(f"{self.argv[:4]} exited with {self.proc.returncode}:\n"
-                                 f"{self.log()}")
 
 
 class RedisServer(Child):
@@ -180,82 +132,3 @@ class Children:
 
     def _log(self, name: str):
         return self.directory / f"{name}-{len(self.started)}.log"
-
-
-class TcpProxy:
-    """Forwards a local port to a TCP server, from a thread of its own.
-
-    `close()` stops listening and drops every connection at once, as when the network or the
-    server goes away; `open()` listens again on the same port. `delay` (seconds, settable at any
-    time) holds back every chunk each way, as a slow network does.
-    """
-
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1"):
-        self.target = (target_host, target_port)
-        self.port = free_port()
-        self.delay = 0.0
-        self._server: asyncio.Server | None = None
-        self._transports: set[asyncio.Transport] = set()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-
-    def open(self) -> None:
-        self._call(self._open())
-
-    def close(self) -> None:
-        self._call(self._close())
-
-    def stop(self) -> None:
-        self.close()
-        self._call(self._end_pipes())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
-
-    def _call(self, coro):
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(5)
-
-    async def _open(self) -> None:
-        self._server = await asyncio.start_server(self._pipe, "127.0.0.1", self.port,
-                                                  reuse_address=True)
-
-    async def _close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for transport in list(self._transports):
-            transport.abort()
-        self._transports.clear()
-
-    async def _end_pipes(self) -> None:
-        """End the pipes still copying: a loop stopped under them leaves them pending."""
-        pipes = asyncio.all_tasks() - {asyncio.current_task()}  # this loop runs only the proxy
-        for pipe in pipes:
-            pipe.cancel()
-        await asyncio.gather(*pipes, return_exceptions=True)
-
-    async def _pipe(self, reader, writer) -> None:
-        try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            return
-        pair = {writer.transport, upstream_writer.transport}
-        self._transports |= pair
-        await asyncio.gather(self._copy(reader, upstream_writer),
-                             self._copy(upstream_reader, writer))
-        self._transports -= pair
-
-    async def _copy(self, reader, writer) -> None:
-        """Copy until either side ends; then end the other one too."""
-        try:
-            while data := await reader.read(1 << 16):
-                if self.delay:
-                    await asyncio.sleep(self.delay)
-                writer.write(data)
-                await writer.drain()
-        except OSError:
-            pass
-        finally:
-            writer.transport.abort()

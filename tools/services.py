@@ -201,17 +201,36 @@ def reuse_running(directory, program, answers):
     return None
 
 
+def as_root(command):
+    """mariadbd refuses to run as root unless told to."""
+    return command + ["--user=root"] if os.geteuid() == 0 else command
+
+
+def install_db_command(data):
+    """The command that creates a MariaDB datadir `data` whose root logs in with no password."""
+    return as_root([find_program("mariadb-install-db"), "--no-defaults", f"--datadir={data}",
+                    "--auth-root-authentication-method=normal", "--skip-test-db"])
+
+
+def mariadbd_command(directory, port):
+    """mariadbd on `directory`/data, listening on 127.0.0.1:`port`, logging to `directory`/err.log.
+
+    `--no-defaults` keeps the system's config (and its port) out of it.
+    """
+    return as_root([find_program("mariadbd"), "--no-defaults", f"--datadir={directory / 'data'}",
+                    f"--socket={directory / 'sock'}", f"--port={port}",
+                    "--bind-address=127.0.0.1", f"--pid-file={directory / 'pid'}",
+                    f"--log-error={directory / 'err.log'}"])
+
+
 def init_mariadb_datadir():
     data = MARIADB_DIR / "data"
     if (data / "mysql").is_dir():
         return
     log(f"initialising MariaDB datadir {data}")
     shutil.rmtree(data, ignore_errors=True)  # leftovers of a failed attempt
-    command = [find_program("mariadb-install-db"), "--no-defaults", f"--datadir={data}",
-               "--auth-root-authentication-method=normal", "--skip-test-db"]
-    if os.geteuid() == 0:
-        command.append("--user=root")  # otherwise mariadbd refuses to run as root
-    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    result = subprocess.run(install_db_command(data), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
     if result.returncode != 0:
         shutil.rmtree(data, ignore_errors=True)
         die(f"mariadb-install-db failed:\n{result.stdout}")
@@ -222,12 +241,7 @@ def start_mariadb():
     init_mariadb_datadir()
     port = pick_port(read_int(MARIADB_DIR / "port"))
     err_log = MARIADB_DIR / "err.log"
-    command = [find_program("mariadbd"), "--no-defaults",
-               f"--datadir={MARIADB_DIR / 'data'}", f"--socket={MARIADB_DIR / 'sock'}",
-               f"--port={port}", "--bind-address=127.0.0.1", f"--pid-file={MARIADB_DIR / 'pid'}",
-               f"--log-error={err_log}"]
-    if os.geteuid() == 0:
-        command.append("--user=root")
+    command = mariadbd_command(MARIADB_DIR, port)
     log(f"starting private MariaDB on port {port}")
     with open(err_log, "ab") as out:
         # New session: the server must outlive this script and the make run.
@@ -271,13 +285,18 @@ def redis_db(url):
     return urlsplit(url).path.lstrip("/") or "0"
 
 
+def redis_command(directory, port):
+    """redis-server on 127.0.0.1:`port` without persistence, logging to `directory`/log."""
+    return [find_program("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", str(directory),
+            "--logfile", str(directory / "log")]
+
+
 def start_redis():
     REDIS_DIR.mkdir(parents=True, exist_ok=True)
     port = pick_port(read_int(REDIS_DIR / "port"))
-    command = [find_program("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
-               "--save", "", "--appendonly", "no", "--dir", str(REDIS_DIR),
-               "--daemonize", "yes", "--pidfile", str(REDIS_DIR / "pid"),
-               "--logfile", str(REDIS_DIR / "log")]
+    command = redis_command(REDIS_DIR, port) + ["--daemonize", "yes",
+                                                "--pidfile", str(REDIS_DIR / "pid")]
     log(f"starting private Redis on port {port}")
     # redis-server daemonizes itself; the foreground part returns at once.
     if subprocess.run(command, stdin=subprocess.DEVNULL, stdout=sys.stderr).returncode != 0:
