@@ -73,4 +73,5 @@ class Caches:
         self.shares = Cache(50_000)  # rp_id → {seq: share id}
         self.members = Cache(50_000, MEMBERS_TTL)  # group id → set of user ids
         self.names = Cache(500_000, NAMES_TTL)  # user id → name
-        self.finished = Cache(50_000)  # rp_id → True: finished (or voided), nothing to finish
+        self.finished = Cache(50_000)  # rp_id → True: finished, nothing left to finish
+        self.booked = Cache(50_000)  # rp_id → True: every share booked (finished, or about to be)

@@ -58,19 +58,19 @@ class Finisher:
         if not self.ctx.caches.finished.get(rp_id):
             self.check([rp_id])
 
-    async def until_finished(self, rp_id: int, patience: float) -> bool:
-        """Whether a packet with no free slot left is finished, waiting up to `patience`
-        seconds for the bookings of its last slots, and for the finish they make.
+    async def until_booked(self, rp_id: int, patience: float) -> bool:
+        """Whether every share of a packet with no free slot left is booked, waiting up to
+        `patience` seconds for the bookings of its last slots.
 
         Only then is 手慢了 true: a slot taken but not yet booked (its request waiting for
         MariaDB, or dead) may still come back to the packet, by a Redis rebuild or a refund."""
         deadline = time.monotonic() + patience
         seen = self.watched.setdefault(rp_id, asyncio.get_running_loop().create_future())
-        while not self.ctx.caches.finished.get(rp_id):
+        while not self.ctx.caches.booked.get(rp_id):
             left = deadline - time.monotonic()
             if left <= 0:
                 if self.watched.get(rp_id) is seen and not seen.done():
-                    del self.watched[rp_id]  # nobody may ever finish it (voided meanwhile)
+                    del self.watched[rp_id]  # nobody may ever book it all (voided meanwhile)
                 return False
             self.check([rp_id])
             try:
@@ -79,12 +79,16 @@ class Finisher:
                 pass
         return True
 
-    def known_finished(self, rp_id: int) -> None:
-        """Remember that a packet is finished, and wake the grabs waiting to see it."""
-        self.ctx.caches.finished.put(rp_id, True)
+    def known_booked(self, rp_id: int) -> None:
+        """Remember that every share of a packet is booked, and wake the grabs waiting for it."""
+        self.ctx.caches.booked.put(rp_id, True)
         seen = self.watched.pop(rp_id, None)
         if seen is not None and not seen.done():
             seen.set_result(True)
+
+    def known_finished(self, rp_id: int) -> None:
+        self.ctx.caches.finished.put(rp_id, True)
+        self.known_booked(rp_id)
 
     async def close(self) -> None:
         """Let the round under way end (a query cut off half read would leave its connection
@@ -134,6 +138,8 @@ async def finish_taken(ctx: Context, rp_ids) -> None:
         return
     async with ctx.db.cursor() as cur:
         taken = await packets.taken_but_unfinished(cur, drained)
+    for rp_id in taken:
+        finisher_of(ctx).known_booked(rp_id)  # 手慢了 is true from here on, finished or not
     for rp_id in taken:
         await finish(ctx, rp_id)
     if len(taken) < len(drained):  # the others may have been finished elsewhere

@@ -21,8 +21,8 @@ BOOK_RETRY_FIRST, BOOK_RETRY_MOST = 0.1, 1.0  # seconds between those tries, dou
 async def grab(ctx: Context, user_id: int, rp_id: int) -> dict:
     """Try to take a share of a packet for a user.
 
-    "too_slow" is said only of a finished packet, whose every share MariaDB holds booked: on a
-    packet this node knows finished it costs one Redis call and no SQL. A won slot is booked in
+    "too_slow" is said only of a packet whose every share MariaDB holds booked: on one this
+    node knows so, it costs one Redis call and no SQL. A won slot is booked in
     MariaDB, credited at once when the packet is paid (or left for settlement while a
     third-party payment is pending).
     """
@@ -39,7 +39,7 @@ async def grab(ctx: Context, user_id: int, rp_id: int) -> dict:
                 return await answer_from_database(ctx, user_id, rp_id)
             continue
         if take.outcome == slots.TOO_SLOW:
-            if await finisher_of(ctx).until_finished(rp_id, TOO_SLOW_PATIENCE):
+            if await finisher_of(ctx).until_booked(rp_id, TOO_SLOW_PATIENCE):
                 return {"result": "too_slow"}  # every share is booked: they went to others
             raise Unavailable("the last shares are still being booked; tap again")
         if take.left == 0 and take.outcome == slots.ALREADY:
@@ -65,17 +65,23 @@ async def book_until_known(ctx: Context, meta: dict, rp_id: int, user_id: int, s
 
     Such a grab is never told `unavailable`: its slot stays held, so its share may yet be booked
     (a commit whose reply was lost, the user's next tap, the orphan sweep). Booking again is
-    safe, since a share claimed already by this user answers `already`; when MariaDB stays
-    away, OutcomeUnknown closes the socket instead of answering."""
-    deadline, delay = time.monotonic() + BOOK_PATIENCE, BOOK_RETRY_FIRST
+    safe: a share this user holds already is found so, and if an attempt of this very grab
+    booked it, the grab won it now (`ok`). When MariaDB stays away, OutcomeUnknown closes the
+    socket instead of answering."""
+    deadline, delay, tried = time.monotonic() + BOOK_PATIENCE, BOOK_RETRY_FIRST, False
     while True:
         try:
-            return await booker_of(ctx).book(meta, rp_id, user_id, slot, last)
+            answer = await booker_of(ctx).book(meta, rp_id, user_id, slot, last)
         except Exception as exc:
             if not is_dependency_down(exc):
                 raise
             if time.monotonic() + delay > deadline:
                 raise OutcomeUnknown("MariaDB is away; the grab's outcome is not known") from exc
+        else:
+            if tried and answer is not None and answer["result"] == "already":
+                return {**answer, "result": "ok"}  # its first attempt's commit had landed
+            return answer
+        tried = True
         await asyncio.sleep(delay)
         delay = min(2 * delay, BOOK_RETRY_MOST)
 

@@ -6,6 +6,7 @@ descriptors (PROTOCOL.md, "Hostile clients, round 2": headers within `--header-t
 within 30 s, idle keep-alive connections closed after 60 s, running out of descriptors logged
 once a second at most).
 """
+import collections
 import errno
 import logging
 import resource
@@ -25,6 +26,7 @@ log = logging.getLogger("rtserver.listener")
 BODY_TIMEOUT = 30  # seconds a request's body may take to arrive
 IDLE_TIMEOUT = 60  # seconds a kept-alive connection may wait for its next request
 ACCEPT_PAUSE = 0.1  # seconds the accept loop rests when no descriptor is left for a new socket
+MAX_AWAITING_HEADERS = 2000  # connections waiting for a request's headers, at most (see below)
 FD_HEADROOM = 1024  # descriptors beyond the sockets: MariaDB, Redis, files, the listener
 OUT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
@@ -41,28 +43,37 @@ def listen(app, port: int, address: str, header_timeout: float, reclaimer: Recla
 
 
 class GuardedServer(tornado.httpserver.HTTPServer):
-    """Tornado's server with a deadline on the headers of each connection's first request.
+    """Tornado's server with a deadline on the headers of each connection's first request, and
+    a bound on the connections waiting for headers at all.
 
     Tornado has one time-out for waiting for a request and reading its headers
     (`idle_connection_timeout`): the idle limit covers a kept-alive connection's later requests,
     and a new connection, which has never been idle, gets `header_timeout` to say what it wants.
+    A client's headers arrive with its first packets, so a node rarely has more than a few
+    hundred connections waiting for them; past MAX_AWAITING_HEADERS, the one that has waited
+    longest is closed: peers that send a request a byte at a time cannot hold the node's
+    descriptors and memory, whatever their number.
     """
 
     def initialize(self, *args, header_timeout: float, reclaimer: Reclaimer, **kwargs):
         super().initialize(*args, **kwargs)
         self.header_timeout, self.reclaimer = header_timeout, reclaimer
         self._answered: set = set()  # connections past their first request's headers
+        self.awaiting: collections.OrderedDict = collections.OrderedDict()  # oldest first
 
     def handle_stream(self, stream, address) -> None:
         self.reclaimer.connection_opened()
         super().handle_stream(stream, address)
 
     def start_request(self, server_conn, request_conn):
-        delegate = super().start_request(server_conn, request_conn)
-        if server_conn in self._answered:
-            return delegate
+        first = server_conn not in self._answered
         self._answered.add(server_conn)
-        return HeaderDeadline(delegate, request_conn, self.header_timeout)
+        waiting = AwaitingHeaders(super().start_request(server_conn, request_conn),
+                                  request_conn, self.awaiting,
+                                  self.header_timeout if first else None)
+        if len(self.awaiting) > MAX_AWAITING_HEADERS:
+            next(iter(self.awaiting)).give_up("awaiting_headers")
+        return waiting
 
     def on_close(self, server_conn) -> None:
         self._answered.discard(server_conn)
@@ -70,23 +81,30 @@ class GuardedServer(tornado.httpserver.HTTPServer):
         super().on_close(server_conn)
 
 
-class HeaderDeadline(tornado.httputil.HTTPMessageDelegate):
-    """Close a connection whose request's headers have not all arrived in time."""
+class AwaitingHeaders(tornado.httputil.HTTPMessageDelegate):
+    """A request until its headers have arrived: listed among those awaited, and closed if its
+    deadline (a first request's) passes first."""
 
-    def __init__(self, delegate, request_conn, timeout: float):
-        self.delegate = delegate
-        self.timer = tornado.ioloop.IOLoop.current().call_later(timeout, self._expire,
-                                                                request_conn)
+    def __init__(self, delegate, request_conn, awaiting: dict, timeout: float | None):
+        self.delegate, self.request_conn, self.awaiting = delegate, request_conn, awaiting
+        self.timer = timeout and tornado.ioloop.IOLoop.current().call_later(
+            timeout, self.give_up, "header_timeout")
+        awaiting[self] = None
 
-    def _expire(self, request_conn) -> None:
-        metrics.refused("header_timeout")
-        request_conn.close()
+    def give_up(self, why: str) -> None:
+        metrics.refused(why)
+        self._arrived()
+        self.request_conn.close()
 
-    def _stop(self) -> None:
-        tornado.ioloop.IOLoop.current().remove_timeout(self.timer)
+    def _arrived(self) -> None:
+        """No longer waiting, for whatever reason."""
+        self.awaiting.pop(self, None)
+        if self.timer:
+            tornado.ioloop.IOLoop.current().remove_timeout(self.timer)
+            self.timer = None
 
     def headers_received(self, start_line, headers):
-        self._stop()
+        self._arrived()
         return self.delegate.headers_received(start_line, headers)
 
     def data_received(self, chunk):
@@ -96,7 +114,7 @@ class HeaderDeadline(tornado.httputil.HTTPMessageDelegate):
         self.delegate.finish()
 
     def on_connection_close(self) -> None:
-        self._stop()
+        self._arrived()
         self.delegate.on_connection_close()
 
 

@@ -9,6 +9,7 @@ import pytest
 import tornado.httpclient
 
 from rtserver import auth
+from rtserver.listener import MAX_AWAITING_HEADERS
 from tests.client import Admin, Client
 from tests.conftest import IDS
 from tests.processes import Server
@@ -87,6 +88,21 @@ async def test_headers_that_never_end_are_cut_off_while_others_are_served(settin
     assert time.monotonic() - started < 4  # the header time-out, not the 60 s idle limit
     await asyncio.sleep(0.5)  # idle past the header time-out: a kept-alive connection is no slowloris
     assert (await kept_alive.fetch(server.base_url + "/healthz")).code == 200
+    for _, writer in slow:
+        writer.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_past_the_most_connections_awaiting_headers_the_oldest_make_way(
+        settings, children):
+    server = children.server(settings, "--header-timeout=60")  # no time-out within this test
+    await server.until_healthy()
+    slow = [await slow_request(server.port) for _ in range(MAX_AWAITING_HEADERS + 100)]
+    closed = await asyncio.gather(*(closed_by_server(reader, 3) for reader, _ in slow[:100]))
+    assert all(closed), f"{closed.count(False)} of the oldest still open"
+    assert not any(await asyncio.gather(*(closed_by_server(reader, 0.1)
+                                          for reader, _ in slow[-100:]))), "the newest stay"
+    assert await healthz(server.base_url) == 200  # a request that says what it wants is served
     for _, writer in slow:
         writer.close()
 
