@@ -158,9 +158,9 @@ async def finish(ctx: Context, rp_id: int) -> None:
 async def do_finish(uow: UnitOfWork, rp_id: int) -> bool:
     """Finish a packet whose every share is claimed, in `uow`; False if it was finished (or
     voided) already. The event goes to the room once `uow` commits."""
-    uow.after_commit(lambda: _known_finished(uow.ctx, rp_id))
     if not await packets.finish(uow.cur, rp_id):
-        return False  # another node or task finished it
+        return False  # another node or task finished it (the next check learns it), or a void
+    uow.after_commit(lambda: _known_finished(uow.ctx, rp_id))
     packet = await packets.get(uow.cur, rp_id)
     event = {"ev": "packet.state", "rp_id": rp_id, "status": "finished",
              "grabbed_count": packet["number"], "expend_time": packet["expend_time"]}

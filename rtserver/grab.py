@@ -5,8 +5,8 @@ import time
 from rtserver import access, lifecycle
 from rtserver.booking import already, booker_of
 from rtserver.context import Context
-from rtserver.finishing import finisher_of
 from rtserver.errors import Forbidden, NotPaid, OutcomeUnknown, Unavailable
+from rtserver.finishing import finisher_of
 from rtserver.limits import PERSONAL
 from rtserver.slots import load_slots
 from storage import packets, slots
