@@ -14,8 +14,8 @@ from storage.errors import is_dependency_down
 
 MAX_TAKES = 5  # a slot whose share went elsewhere (after a Redis rebuild) is retried this often
 TOO_SLOW_PATIENCE = 5.0  # seconds a grab with no slot waits for the last ones to be booked
-BOOK_PATIENCE = 10.0  # seconds a grab holding a slot keeps trying to book it through an outage
-BOOK_RETRY_FIRST, BOOK_RETRY_MOST = 0.1, 1.0  # seconds between those tries, doubling
+KNOWN_PATIENCE = 10.0  # seconds a grab keeps taking or booking its slot through an outage
+RETRY_FIRST, RETRY_MOST = 0.1, 1.0  # seconds between those tries, doubling
 
 
 async def grab(ctx: Context, user_id: int, rp_id: int) -> dict:
@@ -33,7 +33,9 @@ async def grab(ctx: Context, user_id: int, rp_id: int) -> dict:
     if int(time.time()) >= meta["expire_time"]:
         return await answer_from_database(ctx, user_id, rp_id)
     for _ in range(MAX_TAKES):
-        take = await ctx.taker.take(rp_id, user_id)
+        # The script may have taken a slot even when its reply was lost: asked again, it
+        # answers the same slot (or none), so it is asked until Redis answers.
+        take, _ = await until_known(lambda: ctx.taker.take(rp_id, user_id))
         if take.outcome == slots.MISSING:
             if await load_slots(ctx, rp_id) is None:
                 return await answer_from_database(ctx, user_id, rp_id)
@@ -51,39 +53,40 @@ async def grab(ctx: Context, user_id: int, rp_id: int) -> dict:
                 return already(share)
             if share["is_refunded"]:
                 return {"result": "expired"}
-        # Won now, or taken earlier by a request that died before booking it.
-        answer = await book_until_known(ctx, meta, rp_id, user_id, take.slot, take.left == 0)
+        # Won now, or taken earlier by a request that died before booking it. Booking again
+        # is safe: a share this user holds already is found so, and if this grab's own first
+        # attempt booked it (a commit whose reply was lost), the grab won it now.
+        answer, retried = await until_known(
+            lambda: booker_of(ctx).book(meta, rp_id, user_id, take.slot, take.left == 0))
+        if retried and answer is not None and answer["result"] == "already":
+            return {**answer, "result": "ok"}
         if answer is not None:
             return answer
         await slots.release(ctx.redis, ctx.keys, rp_id, user_id)
     raise Unavailable("could not settle on a share; retry")
 
 
-async def book_until_known(ctx: Context, meta: dict, rp_id: int, user_id: int, slot: int,
-                           last: bool) -> dict | None:
-    """Book a taken slot's share, through an outage of MariaDB up to BOOK_PATIENCE.
+async def until_known(attempt):
+    """`await attempt()` through an outage of MariaDB or Redis of up to KNOWN_PATIENCE; return
+    its result and whether an attempt failed first.
 
-    Such a grab is never told `unavailable`: its slot stays held, so its share may yet be booked
-    (a commit whose reply was lost, the user's next tap, the orphan sweep). Booking again is
-    safe: a share this user holds already is found so, and if an attempt of this very grab
-    booked it, the grab won it now (`ok`). When MariaDB stays away, OutcomeUnknown closes the
-    socket instead of answering."""
-    deadline, delay, tried = time.monotonic() + BOOK_PATIENCE, BOOK_RETRY_FIRST, False
+    For the steps of a grab that may have changed something though their reply was lost (a slot
+    taken, a share booked): such a grab is never told `unavailable`, which would be a lie once
+    its slot is booked (by its next tap, the orphan sweep, or a commit that had landed). When
+    the outage lasts, OutcomeUnknown closes its socket instead of answering."""
+    deadline, delay, failed = time.monotonic() + KNOWN_PATIENCE, RETRY_FIRST, False
     while True:
         try:
-            answer = await booker_of(ctx).book(meta, rp_id, user_id, slot, last)
+            return await attempt(), failed
         except Exception as exc:
             if not is_dependency_down(exc):
                 raise
             if time.monotonic() + delay > deadline:
-                raise OutcomeUnknown("MariaDB is away; the grab's outcome is not known") from exc
-        else:
-            if tried and answer is not None and answer["result"] == "already":
-                return {**answer, "result": "ok"}  # its first attempt's commit had landed
-            return answer
-        tried = True
+                raise OutcomeUnknown("a dependency is away; the grab's outcome is not known") \
+                    from exc
+        failed = True
         await asyncio.sleep(delay)
-        delay = min(2 * delay, BOOK_RETRY_MOST)
+        delay = min(2 * delay, RETRY_MOST)
 
 
 async def check_may_grab(ctx: Context, meta: dict, user_id: int) -> None:
