@@ -79,6 +79,8 @@ class Bus:
         kind, *body = message
         if kind == "event":
             rooms, event = body
+            if event.get("ev") == "packet.state" and event.get("status") == "finished":
+                self.caches.packet_finished(event["rp_id"])  # grabs waiting for it look here
             self.hub.publish(rooms, event)
         elif kind == "members":
             group_id, added, removed = body

@@ -75,3 +75,8 @@ class Caches:
         self.names = Cache(500_000, NAMES_TTL)  # user id → name
         self.finished = Cache(50_000)  # rp_id → True: finished, nothing left to finish
         self.booked = Cache(50_000)  # rp_id → True: every share booked (finished, or about to be)
+
+    def packet_finished(self, rp_id: int) -> None:
+        """Remember a packet finished, here or on another node (its packet.state event)."""
+        self.finished.put(rp_id, True)
+        self.booked.put(rp_id, True)

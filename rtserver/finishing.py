@@ -22,9 +22,12 @@ from storage import packets, people, slots
 log = logging.getLogger("rtserver.finishing")
 
 RETRY_AFTER = 1.0  # seconds before checking again packets whose check failed (MariaDB away)
-# Seconds between asking MariaDB again whether a packet a grab waits on is finished: the finish
-# may be made by another node, which this one hears of only by asking.
+# Seconds between asking MariaDB again whether a packet a grab waits on has every share booked
+# (its last bookings may be another node's, or an orphan the sweep books).
 RECHECK_AFTER = 0.5
+# Seconds between looks at the caches meanwhile: another node's finish reaches them with its
+# packet.state event.
+LOOK_AGAIN = 0.02
 
 
 class Finisher:
@@ -64,17 +67,19 @@ class Finisher:
 
         Only then is 手慢了 true: a slot taken but not yet booked (its request waiting for
         MariaDB, or dead) may still come back to the packet, by a Redis rebuild or a refund."""
-        deadline = time.monotonic() + patience
+        deadline, asked = time.monotonic() + patience, 0.0
         seen = self.watched.setdefault(rp_id, asyncio.get_running_loop().create_future())
         while not self.ctx.caches.booked.get(rp_id):
-            left = deadline - time.monotonic()
-            if left <= 0:
+            now = time.monotonic()
+            if now >= deadline:
                 if self.watched.get(rp_id) is seen and not seen.done():
                     del self.watched[rp_id]  # nobody may ever book it all (voided meanwhile)
                 return False
-            self.check([rp_id])
+            if now - asked >= RECHECK_AFTER:
+                self.check([rp_id])
+                asked = now
             try:
-                await asyncio.wait_for(asyncio.shield(seen), min(RECHECK_AFTER, left))
+                await asyncio.wait_for(asyncio.shield(seen), min(LOOK_AGAIN, deadline - now))
             except asyncio.TimeoutError:
                 pass
         return True
@@ -87,7 +92,7 @@ class Finisher:
             seen.set_result(True)
 
     def known_finished(self, rp_id: int) -> None:
-        self.ctx.caches.finished.put(rp_id, True)
+        self.ctx.caches.packet_finished(rp_id)
         self.known_booked(rp_id)
 
     async def close(self) -> None:
