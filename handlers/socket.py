@@ -153,16 +153,14 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
             return self.close(1013, "outcome not known yet; reconnect and try again")
         except Exception as exc:
             err = self._as_error(exc, label)
-            reply = {"re": rid, "ok": False, "code": err.code, "message": err.message}
+            reply = _failure(rid, err)
             outcome = err.code
         metrics.answered(label, outcome, time.perf_counter() - started)
         data = codec.encode(self.subprotocol, reply)
         if _size(data) > codec.MAX_REPLY:  # a use-case's bound missed it: a bug, not the client's
             log.error("%s reply of %d bytes not sent", label, _size(data))
             metrics.refused("reply_size")
-            err = RtError("the answer is too large")
-            data = codec.encode(self.subprotocol, {"re": rid, "ok": False, "code": err.code,
-                                                   "message": err.message})
+            data = codec.encode(self.subprotocol, _failure(rid, RtError("the answer is too large")))
         self.send_frame(data)
 
     def _as_error(self, exc: Exception, op: str) -> RtError:
@@ -191,9 +189,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         self._answer_rate_limited(rid)
 
     def _answer_rate_limited(self, rid, message: str | None = None) -> None:
-        err = RateLimited(message)
-        self.send_frame(codec.encode(self.subprotocol, {"re": rid, "ok": False, "code": err.code,
-                                                        "message": err.message}))
+        self.send_frame(codec.encode(self.subprotocol, _failure(rid, RateLimited(message))))
 
     def admit_ping(self) -> bool:
         """A client's ping costs a token, as a request does: past the rate it goes unanswered,
@@ -266,6 +262,10 @@ def _decode(data: bytes | str) -> dict:
     if isinstance(data, str) and SURROGATE_ESCAPE.search(data) and not is_unicode(frame):
         raise BadFrame("a string in the frame is not Unicode (a lone surrogate)")
     return frame
+
+
+def _failure(rid, err: RtError) -> dict:
+    return {"re": rid, "ok": False, "code": err.code, "message": err.message}
 
 
 def _size(data: bytes | str) -> int:
