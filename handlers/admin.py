@@ -69,7 +69,7 @@ class DepositHandler(AdminHandler):
         if fen > MAX_DEPOSIT:
             raise InvalidAmount(f"a deposit is at most {format_fen(MAX_DEPOSIT)}")
         balance = await wallet.deposit(self.ctx, _path_id(user_id), fen, ref)
-        self.write_json({"balance": format_fen(balance)})
+        self.write_json({"balance": format_fen(balance.fen)})
 
 
 default_handlers = [

@@ -6,7 +6,6 @@ from handlers.args import (REQUIRED, amount, anything, choice, count, identifier
 from rtserver import chat, grab, packets, payments, wallet
 from rtserver.errors import UnknownOp
 from rtserver.lifecycle import PAY_TYPES
-from rtserver.money import format_fen
 
 TO = {"to_type": (choice("group", "user"), REQUIRED), "to_id": (identifier, REQUIRED)}
 RP = {"rp_id": (identifier, REQUIRED)}
@@ -17,7 +16,7 @@ async def ping(ctx, user_id):
 
 
 async def wallet_get(ctx, user_id):
-    return {"balance": format_fen(await wallet.balance(ctx, user_id))}
+    return wallet.wallet_view(await wallet.balance(ctx, user_id))
 
 
 async def packet_list(ctx, user_id, box, year, before, limit):

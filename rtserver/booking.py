@@ -23,6 +23,7 @@ from rtserver.wallet import wallet_event
 from storage import grabs, packets, people, slots
 from storage.db import is_duplicate
 from storage.errors import is_deadlock, is_dependency_down
+from storage.wallets import Balance
 
 log = logging.getLogger("rtserver.booking")
 
@@ -180,7 +181,10 @@ async def book_together(ctx: Context, claims: list[Claim]) -> list[dict]:
         except grabs.SharesTaken:
             raise Conflict() from None
     shares = {share["id"]: share for share in booked}
-    credited = {s["user_id"]: s["balance"] for s in booked if s["is_into_account"]}
+    credited = {}  # user → their wallet after the batch, made by their last share's ledger row
+    for s in sorted(booked, key=lambda s: s["id"]):
+        if s["is_into_account"]:
+            credited[s["user_id"]] = Balance(s["balance"], s["ledger_id"])
     events = [([user_room(user_id)], wallet_event(balance)) for user_id, balance in credited.items()]
     for c, share_id in zip(claims, share_ids):
         events += grabbed_events(c, shares[share_id]["money"], names)

@@ -19,7 +19,7 @@ async def set_up(ctx: Context) -> dict:
     for user_id, name in USERS.items():
         await people.put_user(ctx, user_id, name)
         balance = await wallet.deposit(ctx, user_id, DEPOSIT, f"demo:deposit:{user_id}")
-        users.append({"id": user_id, "name": name, "balance": format_fen(balance)})
+        users.append({"id": user_id, "name": name, "balance": format_fen(balance.fen)})
     groups = [await people.put_group(ctx, group_id, name, members)
               for group_id, (name, members) in GROUPS.items()]
     return {"users": users, "groups": groups}

@@ -98,7 +98,7 @@ async def pay(ctx: Context, user_id: int, rp_id: int) -> dict:
         summary = await chat.put_in_room(uow, await packets.get(uow.cur, rp_id), now)
         uow.emit([user_room(user_id)], wallet_event(balance))
         await uow.commit()
-    return {"balance": format_fen(balance), "packet": summary}
+    return {"balance": format_fen(balance.fen), "packet": summary}
 
 
 def check_payable(packet: dict | None, user_id: int, pay_type: str) -> None:

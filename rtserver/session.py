@@ -4,7 +4,7 @@ import time
 from rtserver.context import Context
 from rtserver.errors import Unauthorized
 from rtserver.hub import group_room, user_room
-from rtserver.money import format_fen
+from rtserver.wallet import wallet_view
 from storage import people, wallets
 
 
@@ -19,7 +19,7 @@ async def open_session(ctx: Context, user_id: int) -> tuple[dict, list[str]]:
     hello = {
         "ev": "hello",
         "user": {"id": user["id"], "name": user["name"]},
-        "balance": format_fen(balance),
+        **wallet_view(balance),
         "groups": [{"id": g["id"], "name": g["name"], "members": g["members"]} for g in groups],
         "server_time": int(time.time()),
     }

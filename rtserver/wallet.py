@@ -7,9 +7,10 @@ from rtserver.hub import user_room
 from rtserver.money import format_fen
 from rtserver.uow import UnitOfWork
 from storage import people, wallets
+from storage.wallets import Balance
 from storage.db import is_duplicate, is_out_of_range
 
-async def deposit(ctx: Context, user_id: int, fen: int, ref: str) -> int:
+async def deposit(ctx: Context, user_id: int, fen: int, ref: str) -> Balance:
     """Add money to a wallet, once per `ref`; return the balance.
 
     A repeated `ref` for the same user and amount changes nothing; for anything else it is refused.
@@ -37,10 +38,15 @@ async def deposit(ctx: Context, user_id: int, fen: int, ref: str) -> int:
         return await wallets.balance(cur, user_id)
 
 
-async def balance(ctx: Context, user_id: int) -> int:
+async def balance(ctx: Context, user_id: int) -> Balance:
     async with ctx.db.cursor() as cur:
         return await wallets.balance(cur, user_id)
 
 
-def wallet_event(balance_fen: int) -> dict:
-    return {"ev": "wallet", "balance": format_fen(balance_fen)}
+def wallet_view(balance: Balance) -> dict:
+    """What a client is told of a balance: it keeps the one with the largest `ledger_id`."""
+    return {"balance": format_fen(balance.fen), "ledger_id": balance.ledger_id}
+
+
+def wallet_event(balance: Balance) -> dict:
+    return {"ev": "wallet", **wallet_view(balance)}

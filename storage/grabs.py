@@ -25,7 +25,8 @@ def _marks(values) -> str:
 
 async def book(cur, claims: list[tuple[int, int]], now: int) -> list[dict]:
     """Give shares to users, (share id, user id) each, and commit; return every share as booked:
-    id, user_id, money and balance in fen (the wallet after the batch), is_into_account.
+    id, user_id, money and balance in fen (the wallet after the batch), is_into_account and
+    ledger_id (the share's ledger row, None when it is not credited yet).
 
     `cur` is on an autocommit connection: the transaction is this call's own."""
     ids = [share_id for share_id, _ in claims]
@@ -60,8 +61,9 @@ async def book(cur, claims: list[tuple[int, int]], now: int) -> list[dict]:
         f" WHERE s.id IN ({which}) AND s.is_into_account = 1 ORDER BY s.user_id, s.id",
         [now] + ids)
     read = (
-        "SELECT s.id, s.user_id, s.money, s.is_into_account, w.balance"
+        "SELECT s.id, s.user_id, s.money, s.is_into_account, w.balance, l.id AS ledger_id"
         " FROM red_packet_log s LEFT JOIN wallets w ON w.user_id = s.user_id"
+        " LEFT JOIN wallet_ledger l ON l.kind = 'grab' AND l.ref = CAST(s.id AS CHAR)"
         f" WHERE s.id IN ({which})", ids)
     try:
         results = await run_together(cur, [("START TRANSACTION", []), claim, credit, record, read,

@@ -1,26 +1,38 @@
 """Wallets and the ledger. A balance only ever changes together with its ledger row."""
+from typing import NamedTuple
+
 from storage.db import to_decimal, to_fen
 
 
-async def balance(cur, user_id: int) -> int:
-    await cur.execute("SELECT balance FROM wallets WHERE user_id = %s", (user_id,))
+class Balance(NamedTuple):
+    """A wallet's balance and the id of the ledger row that made it (0 before any movement).
+
+    Every movement locks the wallet row before it writes its ledger row, so a user's later
+    balance always has the larger `ledger_id`: events that overtake each other can be put back
+    in order by it."""
+    fen: int
+    ledger_id: int
+
+
+async def balance(cur, user_id: int) -> Balance:
+    # One statement, one snapshot: the balance and its newest ledger row agree.
+    await cur.execute(
+        "SELECT w.balance, (SELECT MAX(l.id) FROM wallet_ledger l WHERE l.user_id = w.user_id)"
+        " AS ledger_id FROM wallets w WHERE w.user_id = %s", (user_id,))
     row = await cur.fetchone()
-    return to_fen(row["balance"]) if row else 0
+    return Balance(to_fen(row["balance"]), row["ledger_id"] or 0) if row else Balance(0, 0)
 
 
-async def credit(cur, user_id: int, fen: int, kind: str, ref: str, now: int) -> int:
+async def credit(cur, user_id: int, fen: int, kind: str, ref: str, now: int) -> Balance:
     """Add money and book it; return the new balance. A repeated (kind, ref) raises IntegrityError."""
     await cur.execute(
         "INSERT INTO wallets (user_id, balance, update_time) VALUES (%s, %s, %s)"
         " ON DUPLICATE KEY UPDATE balance = balance + VALUES(balance),"
         " update_time = VALUES(update_time)", (user_id, to_decimal(fen), now))
-    # The wallet row is locked by the statement above, so this read is this transaction's own.
-    new_balance = await balance(cur, user_id)
-    await _ledger(cur, user_id, fen, kind, ref, new_balance, now)
-    return new_balance
+    return await _ledger(cur, user_id, fen, kind, ref, now)
 
 
-async def debit(cur, user_id: int, fen: int, kind: str, ref: str, now: int) -> int | None:
+async def debit(cur, user_id: int, fen: int, kind: str, ref: str, now: int) -> Balance | None:
     """Take money if the balance covers it and book it; return the new balance, or None if short."""
     await cur.execute(
         "UPDATE wallets SET balance = balance - %s, update_time = %s "
@@ -28,10 +40,7 @@ async def debit(cur, user_id: int, fen: int, kind: str, ref: str, now: int) -> i
         (to_decimal(fen), now, user_id, to_decimal(fen)))
     if cur.rowcount != 1:
         return None
-    # The wallet row is locked by the update above, so this read is this transaction's own.
-    new_balance = await balance(cur, user_id)
-    await _ledger(cur, user_id, -fen, kind, ref, new_balance, now)
-    return new_balance
+    return await _ledger(cur, user_id, -fen, kind, ref, now)
 
 
 async def movement(cur, kind: str, ref: str) -> dict | None:
@@ -42,9 +51,12 @@ async def movement(cur, kind: str, ref: str) -> dict | None:
     return row and {"user_id": row["user_id"], "amount": to_fen(row["amount"])}
 
 
-async def _ledger(cur, user_id: int, fen: int, kind: str, ref: str, balance_after: int,
-                  now: int) -> None:
+async def _ledger(cur, user_id: int, fen: int, kind: str, ref: str, now: int) -> Balance:
+    """Book a movement of a wallet that this transaction has just changed, and so locked."""
+    await cur.execute("SELECT balance FROM wallets WHERE user_id = %s", (user_id,))
+    after = to_fen((await cur.fetchone())["balance"])
     await cur.execute(
         "INSERT INTO wallet_ledger (user_id, kind, ref, amount, balance, add_time)"
         " VALUES (%s, %s, %s, %s, %s, %s)",
-        (user_id, kind, ref, to_decimal(fen), to_decimal(balance_after), now))
+        (user_id, kind, ref, to_decimal(fen), to_decimal(after), now))
+    return Balance(after, cur.lastrowid)

@@ -102,3 +102,34 @@ async def test_a_wallet_too_full_for_its_share_costs_the_other_grabbers_nothing(
     # sweep of orphaned grabs passes over it and goes on.
     await orphans.book_orphaned_grabs(ctx, grace=-1)
     audit()
+
+
+@pytest.mark.gen_test
+async def test_every_wallet_event_names_the_ledger_row_that_made_its_balance(
+        admin, connect, ctx, audit):
+    # Grabs booked in batches, deposits and payments move one wallet at once: their events may
+    # reach the phone in any order, and the one with the largest ledger_id is the balance now.
+    gid, (sender, taker), (s, t) = await group_with(admin, connect, 2, "50.00")
+    rp_ids = [await create_and_pay(s, type=3, for_id=gid, number=2, amount="4.00")
+              for _ in range(6)]
+    phones = [t] + [await connect(taker) for _ in range(5)]
+
+    await asyncio.gather(
+        *(phone.request("packet.grab", rp_id=rp_id) for phone, rp_id in zip(phones, rp_ids)),
+        *(admin.deposit(taker, "0.10", ref=f"storm-{i}") for i in range(5)),
+        *(create_and_pay(phones[i], type=2, for_id=gid, number=1, amount="0.50")
+          for i in range(3)))
+
+    final = await t.request("wallet.get")
+    await t.request("ping")  # every event of the storm has arrived before this reply
+    async with ctx.db.cursor() as cur:
+        await cur.execute("SELECT id, balance FROM wallet_ledger WHERE user_id = %s", (taker,))
+        ledger = {r["id"]: cents(str(r["balance"])) for r in await cur.fetchall()}
+    assert final["ledger_id"] == max(ledger)
+    assert cents(final["balance"]) == ledger[max(ledger)]
+    heard = t.named("wallet")
+    for event in heard:
+        assert cents(event["balance"]) == ledger[event["ledger_id"]], event
+    newest = max(heard, key=lambda e: e["ledger_id"])
+    assert (newest["balance"], newest["ledger_id"]) == (final["balance"], final["ledger_id"])
+    audit()

@@ -145,20 +145,23 @@ def money(history: History, facts) -> list[Violation]:
 
 
 def wallet_events(history: History, facts, quiet_from: float, at: float) -> list[Violation]:
-    """A socket that was open through the quiet end of the run, and told of no missed events
-    (`resync`), last heard its user's final balance."""
+    """A socket that was open through the quiet end of the run, and not told of missed events
+    (`resync`) during it, shows its user's final balance: the newest it heard (`hello`, `wallet`
+    events, the `wallet.get` it sent after each `resync`) by `ledger_id`, as a client keeps it:
+    events from different nodes and jobs may arrive out of order."""
     found = []
     for sock in history.sockets:
         if sock.opened > quiet_from or (sock.closed is not None and sock.closed < at):
             continue
         if any(t >= quiet_from for t in sock.resyncs) or not sock.balances:
             continue
-        heard, final = parse_amount(sock.balances[-1][1]), facts["wallets"].get(sock.user, 0)
+        heard_at, shown, _ = max(sock.balances, key=lambda b: b[2])
+        heard, final = parse_amount(shown), facts["wallets"].get(sock.user, 0)
         if heard != final:
-            found.append(Violation("last_wallet_event_is_not_the_balance", abs(heard - final),
+            found.append(Violation("newest_wallet_event_is_not_the_balance", abs(heard - final),
                                    {"user": sock.user, "node": sock.node, "conn": sock.conn,
-                                    "heard": sock.balances[-1][1], "balance": final,
-                                    "heard_at": round(sock.balances[-1][0], 3)}))
+                                    "heard": shown, "balance": final,
+                                    "heard_at": round(heard_at, 3)}))
     return found
 
 

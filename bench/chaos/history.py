@@ -33,7 +33,7 @@ class Socket:
     node: int
     opened: float
     closed: float | None = None
-    balances: list = field(default_factory=list)  # [(time, "12.34")]
+    balances: list = field(default_factory=list)  # [(time, "12.34", ledger_id)]
     resyncs: list = field(default_factory=list)  # times a `resync` arrived
 
 

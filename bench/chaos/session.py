@@ -30,6 +30,7 @@ class Session:
         self.id = next(_ids)
         self.conn: RecordingConn | None = None
         self.record = None
+        self.catching_up: set[asyncio.Task] = set()
 
     @property
     def open(self) -> bool:
@@ -51,9 +52,19 @@ class Session:
     def _event(self, frame: dict, at) -> None:
         ev, now = frame.get("ev"), self.history.now()
         if ev in ("hello", "wallet"):
-            self.record.balances.append((now, frame["balance"]))
+            self.record.balances.append((now, frame["balance"], frame["ledger_id"]))
         elif ev == "resync":
             self.record.resyncs.append(now)
+            task = asyncio.get_running_loop().create_task(self._catch_up())
+            self.catching_up.add(task)
+            task.add_done_callback(self.catching_up.discard)
+
+    async def _catch_up(self) -> None:
+        """Events were lost: ask for the balance again, as a client does after `resync`."""
+        call = await self.call("wallet.get")
+        if call is not None and call.outcome == "ok":
+            self.record.balances.append((self.history.now(), call.reply["balance"],
+                                         call.reply["ledger_id"]))
 
     async def call(self, op: str, **args) -> Call | None:
         """Send one request and record it; None when the socket is not open (nothing sent)."""

@@ -143,7 +143,7 @@ function start() {
   });
   conn.on("hello", onHello);
   conn.on("message", (ev) => receive(ev.message, true));
-  conn.on("wallet", (ev) => setBalance(ev.balance));
+  conn.on("wallet", setBalance);
   conn.on("resync", catchUp);
   listenToPackets(conn);
   show("chats");
@@ -175,7 +175,7 @@ async function onHello(hello) {
   app.clockSkew = clockSkew(hello.server_time);
   learnName(hello.user);
   app.groups = hello.groups;
-  setBalance(hello.balance);
+  setBalance(hello);
   $("me-name").textContent = hello.user.name;
   $("me-avatar").replaceWith(Object.assign(avatar(hello.user), { id: "me-avatar" }));
   for (const g of hello.groups) {
@@ -198,13 +198,20 @@ async function onHello(hello) {
 /** The server lost some events meant for us (its Redis went away): fetch what they said. */
 async function catchUp() {
   const wallet = await app.conn.request("wallet.get", {});
-  if (wallet.ok) setBalance(wallet.balance);
+  if (wallet.ok) setBalance(wallet);
   await Promise.all([...app.rooms.values()].map((room) => loadLatest(room, true)));
   if (app.current) renderStream();
 }
 
-function setBalance(balance) {
+/**
+ * Show a balance from `hello`, `wallet.get` or a `wallet` event, unless a newer one is shown:
+ * events from settlement, refunds and the other node can arrive out of order, and the larger
+ * `ledger_id` is always the later balance.
+ */
+function setBalance({ balance, ledger_id: ledgerId }) {
+  if (ledgerId < app.balanceLedgerId) return;
   app.balance = balance;
+  app.balanceLedgerId = ledgerId;
   for (const el of document.querySelectorAll(".balance-value")) el.textContent = balance;
 }
 

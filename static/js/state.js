@@ -7,6 +7,7 @@ export const app = {
   conn: null,
   me: null,            // {id, name}
   balance: "0.00",
+  balanceLedgerId: 0, // the ledger row that made `balance`: see setBalance
   groups: [],          // from hello: [{id, name, members}]
   rooms: new Map(),    // "g:ID" | "u:ID" → room (see newRoom)
   packets: new Map(),  // rp_id → {summary, mine (undefined: not known yet), best}
