@@ -395,16 +395,19 @@ def provision(server: Server, first_id: int, count: int, deposit: str) -> list[i
     return users
 
 
-def baselines(mysql_url: str, grabbers: int, packets: int, shares: int) -> dict[str, int]:
-    """Set up a copy of a storm straight in SQL and run both baseline designs on it: each
-    one's winning grabs per second."""
-    figures = {}
-    for name, lock in (("seed_sql", False), ("for_update_sql", True)):
-        url = with_database(mysql_url, MysqlUrl.parse(mysql_url).database + "_" + name)
-        migrate(url)
-        u = MysqlUrl.parse(url)
-        conn = pymysql.connect(host=u.host, port=u.port, user=u.user, password=u.password,
-                               database=u.database, autocommit=True)
+CEILINGS = {"seed": "seed_sql", "for_update": "for_update_sql"}  # design → its figures' name
+
+
+def ceiling(mysql_url: str, design: str, connections: int, grabbers: int, packets: int,
+            shares: int) -> int:
+    """Set up a copy of a storm straight in SQL and grab it with a baseline design over a pool
+    of `connections`: its winning grabs per second."""
+    url = with_database(mysql_url, f"{MysqlUrl.parse(mysql_url).database}_{design}")
+    migrate(url)
+    u = MysqlUrl.parse(url)
+    conn = pymysql.connect(host=u.host, port=u.port, user=u.user, password=u.password,
+                           database=u.database, autocommit=True)
+    try:
         with conn.cursor() as cur:
             users = list(range(1, grabbers + 1))
             cur.executemany("INSERT INTO wallets (user_id, balance, update_time) VALUES (%s, 0, 0)",
@@ -419,14 +422,32 @@ def baselines(mysql_url: str, grabbers: int, packets: int, shares: int) -> dict[
                                 " VALUES (%s, %s, 1.00, 0)",
                                 [(cur.lastrowid, seq) for seq in range(1, shares + 1)])
         time.sleep(SETTLE_SECONDS)
-        result = asyncio.run(baseline.run(url, rp_ids, users, 20, lock))
+        result = asyncio.run(baseline.run(url, rp_ids, users, shares, connections, design))
         if result["won"] != packets * shares:
-            raise Wrong(f"{name}: {result['won']} grabs won of {packets * shares}")
-        figures[name] = round(result["won_per_s"])
+            raise Wrong(f"{design}: {result['won']} grabs won of {packets * shares}")
+        return round(result["won_per_s"])
+    finally:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE `{u.database}`")
         conn.close()
-    return figures
+
+
+def best_pools(mysql_url: str, grabbers: int, packets: int, shares: int) -> dict[str, dict]:
+    """Each baseline design tried at every pool of the sweep: the pool at which it does best,
+    and what each gave."""
+    found = {}
+    for design in baseline.DESIGNS:
+        rates = {n: ceiling(mysql_url, design, n, grabbers, packets, shares)
+                 for n in baseline.SWEEP}
+        found[design] = {"connections": max(rates, key=rates.get), "sweep": rates}
+    return found
+
+
+def baselines(mysql_url: str, grabbers: int, packets: int, shares: int,
+              pools: dict[str, dict]) -> dict[str, int]:
+    """Both baseline designs at their best pools: each one's winning grabs per second."""
+    return {CEILINGS[design]: ceiling(mysql_url, design, pools[design]["connections"], grabbers,
+                                      packets, shares) for design in baseline.DESIGNS}
 
 
 def ratio(storm: dict, ceiling: dict, target: str) -> str:
@@ -438,6 +459,7 @@ def ratio(storm: dict, ceiling: dict, target: str) -> str:
 
 def table(figures: dict) -> str:
     storm, seed, locked = figures["storm"], figures["seed_sql"], figures["for_update_sql"]
+    pools = figures["baseline_pools"]
     room = f"fan-out {figures['fanout']['members']}"
     rows = [
         ("ping ceiling", f"{figures['ping']['requests_per_s']} req/s",
@@ -445,8 +467,10 @@ def table(figures: dict) -> str:
         ("grab storm: winning grabs", f"{storm['won_per_s']} /s",
          f"p99 ok {storm.get('ok_p99_ms')} ms, too_slow {storm.get('too_slow_p99_ms')} ms"),
         ("grab storm: all requests", f"{storm['requests_per_s']} req/s", ""),
-        ("  baseline seed-style SQL", f"{seed['won_per_s']} /s", ratio(storm, seed, "1.0")),
-        ("  baseline SELECT … FOR UPDATE", f"{locked['won_per_s']} /s", ratio(storm, locked, "2")),
+        (f"  baseline seed-style SQL, pool {pools['seed']['connections']}",
+         f"{seed['won_per_s']} /s", ratio(storm, seed, "1.0")),
+        (f"  baseline SELECT … FOR UPDATE, pool {pools['for_update']['connections']}",
+         f"{locked['won_per_s']} /s", ratio(storm, locked, "2.5")),
         ("too-slow answers", f"{figures['too_slow']['answers_per_s']} /s",
          f"p99 {figures['too_slow']['p99_ms']} ms; "
          f"{figures['too_slow']['answers_per_s'] / figures['ping']['requests_per_s']:.2f}× ping "
@@ -508,6 +532,9 @@ def main() -> int:
         figures["ping"] = scenario_ping(server, grabber_ids, duration=5)
         progress("warm-up storm")
         rp_ids, won = warm_up([server], sender, storm_group, grabber_ids, shares)
+        progress("baselines at pools of " + ", ".join(map(str, baseline.SWEEP)))
+        pools = best_pools(mysql_url, grabbers, packets, shares)
+        figures["baseline_pools"] = pools
         # Storms and baselines take turns, so that the machine's drift falls on both alike.
         storms, ceilings = [], {"seed_sql": [], "for_update_sql": []}
         for turn in range(args.rounds):
@@ -518,7 +545,7 @@ def main() -> int:
                                               args.profile if turn == 0 else None)
             storms.append(storm)
             rp_ids, won = rp_ids + storm_ids, merge(won, storm_won)
-            for name, rate in baselines(mysql_url, grabbers, packets, shares).items():
+            for name, rate in baselines(mysql_url, grabbers, packets, shares, pools).items():
                 ceilings[name].append(rate)
         figures["storm"] = storm_figures(storms, grabbers, packets)
         for name, rates in ceilings.items():

@@ -2,8 +2,8 @@
 from rtserver.context import Context
 from rtserver.errors import Forbidden, NotFound
 from rtserver.hub import group_room, user_room
-from rtserver.limits import PERSONAL
 from storage import people
+from storage.schema import PacketType
 
 
 async def check_member(cur, group_id: int, user_id: int) -> None:
@@ -25,7 +25,7 @@ async def is_member_fast(ctx: Context, group_id: int, user_id: int) -> bool:
 
 def packet_rooms(packet: dict) -> list[str]:
     """The room a packet lives in: its group, or both users of a personal packet."""
-    if packet["type"] == PERSONAL:
+    if packet["type"] == PacketType.PERSONAL:
         return [user_room(packet["user_id"]), user_room(packet["for_id"])]
     return [group_room(packet["for_id"])]
 
@@ -36,7 +36,7 @@ async def check_can_see(cur, packet: dict | None, user_id: int) -> dict:
         raise NotFound("no such packet")
     if packet["user_id"] == user_id:
         return packet
-    if packet["type"] == PERSONAL:
+    if packet["type"] == PacketType.PERSONAL:
         if packet["for_id"] != user_id:
             raise Forbidden("this packet is not for you")
     elif not await people.is_member(cur, packet["for_id"], user_id):

@@ -8,24 +8,23 @@ already holds a share), the batch is rolled back and its claims are booked one b
 odd claim never costs the others their answer.
 """
 import asyncio
-import logging
 import time
 from dataclasses import dataclass
 
 from rtserver import views
+from rtserver.batching import Batcher, Closed
 from rtserver.context import Context
 from rtserver.errors import OutcomeUnknown
 from rtserver.finishing import finisher_of
 from rtserver.hub import user_room
 from rtserver.money import format_fen
-from rtserver.uow import publish, retrying
+from rtserver.slots import Packet
+from rtserver.uow import UnitOfWork, retrying
 from rtserver.wallet import wallet_event
 from storage import grabs, packets, people, slots
 from storage.db import is_duplicate
 from storage.errors import is_deadlock, is_dependency_down
 from storage.wallets import Balance
-
-log = logging.getLogger("rtserver.booking")
 
 MAX_BATCH = 200  # claims in one transaction: multi-row statements stay well under packet limits
 WRITERS = 2  # batches written at once: one is gathered while the other commits
@@ -35,92 +34,54 @@ class Conflict(Exception):
     """A claim of the batch matched no free share."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Claim:
-    meta: dict
-    rp_id: int
+    """A grab's claim on the share its slot names (`seq`)."""
+    packet: Packet
     user_id: int
     seq: int
-    last: bool
-    answer: asyncio.Future
+    last: bool  # its slot was the packet's last free one
+
+    @property
+    def rp_id(self) -> int:
+        return self.packet.id
 
 
 class Booker:
-    """One per node: takes claims from grabs, books them in batches.
+    """One per node: books the claims of grabs in batches, WRITERS at once.
 
-    A user's claims are never in two batches being written at once: the batches that credit a
-    wallet commit, and send their `wallet` events, one after another, so the last event a user
-    hears holds their balance (two batches committing side by side could tell it out of order).
-    """
+    Two batches may credit one wallet side by side: its `wallet` events then say which balance
+    is newer by their `ledger_id`, and the wallets are locked in user-id order, so the batches
+    wait for each other rather than deadlock."""
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.waiting: list[Claim] = []
-        self.booking: set[int] = set()  # users with claims in a batch being written
-        self.changed = asyncio.Event()  # a claim arrived, or a batch let its users go
-        self.closing = False
-        self.writers: list[asyncio.Task] = []
         self.finisher = finisher_of(ctx)
-        self.loop = asyncio.get_running_loop()  # kept: asking costs a system call (getpid)
+        self.batches = Batcher(self._book_batch, size=MAX_BATCH, lanes=WRITERS)
 
-    async def book(self, meta: dict, rp_id: int, user_id: int, slot: int, last: bool):
+    async def book(self, packet: Packet, user_id: int, slot: int, last: bool) -> dict | None:
         """Book the share of a taken slot; None when that share went to someone else."""
-        if self.closing:  # no writer would book it: the retry, on this node or another, will
-            raise OutcomeUnknown("the server is stopping")
-        if not self.writers:
-            self.writers = [self.loop.create_task(self._write()) for _ in range(WRITERS)]
-        claim = Claim(meta, rp_id, user_id, slot, last, self.loop.create_future())
-        self.waiting.append(claim)
-        self.changed.set()
-        return await claim.answer
+        try:
+            answer, checked = await self.batches.submit(Claim(packet, user_id, slot, last))
+        except Closed:  # no writer would book it: the retry, on this node or another, will
+            raise OutcomeUnknown("the server is stopping") from None
+        if last and answer is not None:
+            # The grab that took the last slot is answered once its packet is finished, so
+            # that what its user reads next says 已被领完.
+            await asyncio.shield(checked)
+        return answer
 
     async def close(self) -> None:
-        """Book what is waiting, then stop. A writer is never cancelled in the middle of a
-        batch: a query cut off half read would leave its connection unusable."""
-        self.closing = True
-        self.changed.set()
-        await asyncio.gather(*self.writers, return_exceptions=True)
-
-    async def _write(self) -> None:
-        while True:
-            if not any(c.user_id not in self.booking for c in self.waiting):
-                if self.closing and not self.waiting:
-                    return
-                self.changed.clear()
-                await self.changed.wait()
-                continue
-            await asyncio.sleep(0)  # let grabs that are ready add their claims
-            batch = self._take_batch()
-            if not batch:  # the other writer took them meanwhile
-                continue
-            users = {c.user_id for c in batch}
-            self.booking |= users
-            try:
-                answers = await self._book_batch(batch)
-            except Exception as exc:  # each grab hears of the failure, the writer goes on
-                answers = [exc] * len(batch)
-            finally:
-                self.booking -= users
-                self.changed.set()
-            checked = self.finisher.check(c.rp_id for c in batch)
-            for claim, answer in zip(batch, answers):
-                if claim.last and not isinstance(answer, Exception):
-                    # The grab that took the last slot is answered once its packet is finished,
-                    # so that what its user reads next says 已被领完.
-                    checked.add_done_callback(lambda _, c=claim, a=answer: _settle(c, a))
-                else:
-                    _settle(claim, answer)
-
-    def _take_batch(self) -> list[Claim]:
-        """The waiting claims of users not being booked, in arrival order, up to MAX_BATCH."""
-        batch, rest = [], []
-        for claim in self.waiting:
-            free = claim.user_id not in self.booking and len(batch) < MAX_BATCH
-            (batch if free else rest).append(claim)
-        self.waiting = rest
-        return batch
+        """Book what is waiting, then stop."""
+        await self.batches.close()
 
     async def _book_batch(self, batch: list[Claim]) -> list:
+        """Each claim's answer, with the check of the batch's packets for a finish."""
+        answers = await self._answers(batch)
+        checked = self.finisher.check({c.rp_id for c in batch})
+        return [a if isinstance(a, Exception) else (a, checked) for a in answers]
+
+    async def _answers(self, batch: list[Claim]) -> list:
         try:
             return await retrying(lambda: book_together(self.ctx, batch))
         except Exception as exc:
@@ -138,15 +99,6 @@ class Booker:
         return answers
 
 
-def _settle(claim: Claim, answer) -> None:
-    if claim.answer.done():
-        return
-    if isinstance(answer, Exception):
-        claim.answer.set_exception(answer)
-    else:
-        claim.answer.set_result(answer)
-
-
 def booker_of(ctx: Context) -> Booker:
     if ctx.booker is None:
         ctx.booker = Booker(ctx)
@@ -157,8 +109,8 @@ async def book_alone(ctx: Context, claim: Claim) -> dict | None:
     """Book one claim, and say what happened when its share could not be had."""
     try:
         return (await retrying(lambda: book_together(ctx, [claim])))[0]
-    except Conflict:
-        return await settled_elsewhere(ctx, claim.rp_id, claim.user_id, claim.seq)
+    except Conflict:  # a racing request of this user won it, or someone else did
+        return await share_outcome(ctx, claim.rp_id, claim.user_id, claim.seq)
     except Exception as exc:
         if not is_duplicate(exc):
             raise
@@ -168,29 +120,39 @@ async def book_alone(ctx: Context, claim: Claim) -> dict | None:
 async def book_together(ctx: Context, claims: list[Claim]) -> list[dict]:
     """Claim, credit and record every claim in one transaction, or raise Conflict.
 
-    The unit of work of the hottest path, in one round trip (`storage/grabs.py`): its events
-    go out once it has committed, as every unit of work's do."""
+    The unit of work of the hottest path, pipelined: its statements travel in one round trip
+    (storage/grabs.py), and its events go out once it has committed."""
     async with ctx.db.cursor() as cur:
         books = await share_ids_of(ctx, cur, {c.rp_id for c in claims})
         names = await names_of(ctx, cur, {c.user_id for c in claims}
-                               | {c.meta["sender"] for c in claims})
-        share_ids = [books[c.rp_id][c.seq] for c in claims]
+                               | {c.packet.sender for c in claims})
+    share_ids = [books[c.rp_id][c.seq] for c in claims]
+    async with UnitOfWork(ctx, pipelined=True) as uow:
+        read = grabs.book(uow.pipeline, [(share_id, c.user_id) for c, share_id
+                                         in zip(claims, share_ids)], int(time.time()))
         try:
-            booked = await grabs.book(cur, [(share_id, c.user_id) for c, share_id
-                                            in zip(claims, share_ids)], int(time.time()))
-        except grabs.SharesTaken:
-            raise Conflict() from None
-    shares = {share["id"]: share for share in booked}
-    credited = {}  # user → their wallet after the batch, made by their last share's ledger row
-    for s in sorted(booked, key=lambda s: s["id"]):
-        if s["is_into_account"]:
-            credited[s["user_id"]] = Balance(s["balance"], s["ledger_id"])
-    events = [([user_room(user_id)], wallet_event(balance)) for user_id, balance in credited.items()]
-    for c, share_id in zip(claims, share_ids):
-        events += grabbed_events(c, shares[share_id]["money"], names)
-    await publish(ctx, events)
+            await uow.commit()
+        except Exception as exc:
+            if grabs.is_share_taken(exc):
+                raise Conflict() from None
+            raise
+        shares = {share["id"]: share for share in grabs.booked(read)}
+        for user_id, balance in _wallets_after(shares.values()).items():
+            uow.emit([user_room(user_id)], wallet_event(balance))
+        for c, share_id in zip(claims, share_ids):
+            for rooms, event in grabbed_events(c, shares[share_id]["money"], names):
+                uow.emit(rooms, event)
     return [{"result": "ok", "money": format_fen(shares[share_id]["money"]),
              "into_account": bool(shares[share_id]["is_into_account"])} for share_id in share_ids]
+
+
+def _wallets_after(shares) -> dict[int, Balance]:
+    """Each credited user's wallet after the batch, made by their last share's ledger row."""
+    after = {}
+    for share in sorted(shares, key=lambda s: s["id"]):
+        if share["is_into_account"]:
+            after[share["user_id"]] = Balance(share["balance"], share["ledger_id"])
+    return after
 
 
 async def share_ids_of(ctx: Context, cur, rp_ids: set[int]) -> dict[int, dict[int, int]]:
@@ -205,7 +167,7 @@ async def names_of(ctx: Context, cur, user_ids) -> dict[int, str]:
 
 def grabbed_events(claim: Claim, money: int, names: dict) -> list:
     """Tell the grabber what they got, and the sender who took it (WeChat's X领取了你的红包)."""
-    sender = claim.meta["sender"]
+    sender = claim.packet.sender
     event = {"ev": "packet.grabbed", "rp_id": claim.rp_id,
              "grabber": views.person(claim.user_id, names),
              "sender": views.person(sender, names), "last": claim.last}
@@ -229,9 +191,10 @@ async def keep_held_share(ctx: Context, rp_id: int, user_id: int, slot: int) -> 
     return already(share)
 
 
-async def settled_elsewhere(ctx: Context, rp_id: int, user_id: int, seq: int) -> dict | None:
-    """The claim matched no row: a racing request of this user won it, or someone else did."""
-    async with ctx.db.cursor() as cur:  # a fresh read, outside the transaction's snapshot
+async def share_outcome(ctx: Context, rp_id: int, user_id: int, seq: int) -> dict | None:
+    """What became of the share a slot names, read afresh (outside any transaction's snapshot):
+    this user's (`already`), refunded (`expired`), or None — still free, or someone else's."""
+    async with ctx.db.cursor() as cur:
         share = await packets.share_at(cur, rp_id, seq)
     if share["user_id"] == user_id:
         return already(share)

@@ -9,6 +9,7 @@ order: nobody waits for Redis, and other nodes see events in the order they were
 import asyncio
 import logging
 
+from rtserver.batching import Batcher
 from rtserver.caches import Caches
 from rtserver.hub import Hub, group_room
 from rtserver.outages import Outages
@@ -21,8 +22,8 @@ class Bus:
     def __init__(self, channel: EventChannel, hub: Hub, caches: Caches, outages: Outages):
         self.channel, self.hub, self.caches, self.outages = channel, hub, caches, outages
         self._task = None
-        self._outbox: list = []  # for the other nodes, not yet published
-        self._publishing: asyncio.Task | None = None
+        # For the other nodes: one PUBLISH at a time, so that they hear it all in order.
+        self._outbox = Batcher(self._publish, lanes=1)
 
     async def start(self) -> None:
         subscribed = asyncio.Event()
@@ -31,8 +32,7 @@ class Bus:
         await asyncio.wait_for(subscribed.wait(), 10)
 
     async def stop(self) -> None:
-        if self._publishing:
-            await self._publishing
+        await self._outbox.close()
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -51,20 +51,15 @@ class Bus:
     async def _send(self, messages: list) -> None:
         for message in messages:
             self._apply(message)
-        self._outbox += messages
-        if self._publishing is None:
-            self._publishing = asyncio.ensure_future(self._publish())
+            self._outbox.submit(message)
 
-    async def _publish(self) -> None:
-        while self._outbox:
-            messages, self._outbox = self._outbox, []
-            try:
-                await self.channel.publish(messages)
-            except Exception as exc:
-                # Other nodes' clients catch up from history when they next reconnect or resync.
-                self.outages.failed(exc, f"publishing {len(messages)} messages to other nodes",
-                                    log)
-        self._publishing = None
+    async def _publish(self, messages: list) -> list[None]:
+        try:
+            await self.channel.publish(messages)
+        except Exception as exc:
+            # Other nodes' clients catch up from history when they next reconnect or resync.
+            self.outages.failed(exc, f"publishing {len(messages)} messages to other nodes", log)
+        return [None] * len(messages)
 
     def _resubscribed(self) -> None:
         # Events of other nodes published while Redis was away are lost: every client here is

@@ -5,10 +5,10 @@ from rtserver import access, codec, views
 from rtserver.context import Context
 from rtserver.errors import BadRequest, NotFound, RateLimited
 from rtserver.hub import group_room, user_room
-from rtserver.limits import PERSONAL
 from rtserver.slots import load_slots
 from rtserver.uow import UnitOfWork
 from storage import chat, people
+from storage.schema import PacketType
 
 MAX_TEXT = 2000
 HISTORY_BYTES = codec.MAX_REPLY - 1024  # the messages of one reply; the rest is its envelope
@@ -58,7 +58,7 @@ async def put_in_room(uow: UnitOfWork, packet: dict, now: int) -> dict:
     committed. Returns the packet's summary."""
     names = await people.names(uow.cur, [packet["user_id"]])
     packet_summary = views.summary(packet, names, now)
-    to_type = "user" if packet["type"] == PERSONAL else "group"
+    to_type = "user" if packet["type"] == PacketType.PERSONAL else "group"
     row = await chat.insert(uow.cur, room_of(to_type, packet["for_id"], packet["user_id"]), to_type,
                             packet["for_id"], packet["user_id"], "packet", packet["intro"],
                             packet["id"], now)

@@ -9,10 +9,10 @@ from rtserver.memory import Reclaimer
 from rtserver.outages import Outages
 from rtserver.providers import load_providers
 from rtserver.quotas import Quotas
+from rtserver.slot_taker import SlotTaker
 from storage.channel import EventChannel
 from storage.db import Database
 from storage.redis_client import Keys, connect
-from storage.slots import SlotTaker
 
 
 @dataclasses.dataclass

@@ -4,20 +4,21 @@ The booking that takes a packet's last free share is not always the grab of its 
 slot taken earlier may be booked later (by the other writer, on another node, or by the orphan
 sweep). So the packets of every committed batch are checked, as committed and outside any
 transaction: whichever booking commits last sees no free share, and the guarded update lets one
-finisher win. The checks run beside the grabs, not in their way: one task per node takes the
-packets of all the batches committed meanwhile, asks Redis which have no free slot left, and
-MariaDB about those alone.
+finisher win. The checks run beside the grabs, not in their way: one round at a time per node
+takes the packets of all the batches committed meanwhile, asks Redis which have no free slot
+left and MariaDB about those alone, and finishes those whose every share is booked side by side.
 """
 import asyncio
 import logging
 import time
 
 from rtserver import access, views
+from rtserver.batching import Batcher, Closed
 from rtserver.context import Context
-from rtserver.limits import GROUP_LUCKY
 from rtserver.money import format_fen
 from rtserver.uow import UnitOfWork
 from storage import packets, people, slots
+from storage.schema import PacketType
 
 log = logging.getLogger("rtserver.finishing")
 
@@ -35,22 +36,15 @@ class Finisher:
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.waiting: set[int] = set()
-        self.next_round: asyncio.Future | None = None  # done once `waiting` has been checked
-        self.wake = asyncio.Event()
-        self.task: asyncio.Task | None = None
-        self.closing = False
+        self.rounds = Batcher(self._check_round, lanes=1)
         self.watched: dict[int, asyncio.Future] = {}  # packets grabs wait to see finished
 
     def check(self, rp_ids) -> asyncio.Future:
         """Have these packets checked soon; the future is done once they have been."""
-        self.waiting.update(rp_ids)
-        if self.next_round is None:
-            self.next_round = asyncio.get_running_loop().create_future()
-        if self.task is None:
-            self.task = asyncio.ensure_future(self._run())
-        self.wake.set()
-        return self.next_round
+        try:
+            return asyncio.gather(*(self.rounds.submit(rp_id) for rp_id in rp_ids))
+        except Closed:  # the node is stopping: the next tap, or the expiry refund, finishes it
+            return _done_already()
 
     def notice_drained(self, rp_id: int) -> None:
         """A tap found no free slot left: have the packet finished if nobody has.
@@ -96,39 +90,22 @@ class Finisher:
         self.known_booked(rp_id)
 
     async def close(self) -> None:
-        """Let the round under way end (a query cut off half read would leave its connection
-        unusable), check what is waiting, then stop."""
-        self.closing = True
-        self.wake.set()
-        if self.task is not None:
-            await asyncio.gather(self.task, return_exceptions=True)
+        """Check what is waiting, then stop."""
+        await self.rounds.close()
+
+    async def _check_round(self, rp_ids: list[int]) -> list[None]:
         try:
-            if self.waiting:
-                await finish_taken(self.ctx, self.waiting)
-        finally:
-            _done(self.next_round)
-
-    async def _run(self) -> None:
-        while True:
-            await self.wake.wait()
-            self.wake.clear()
-            if self.closing:
-                return
-            rp_ids, self.waiting = self.waiting, set()
-            this_round, self.next_round = self.next_round, None
-            try:
-                await finish_taken(self.ctx, rp_ids)
-            except Exception as exc:  # checked again shortly
-                self.ctx.outages.failed(exc, "finishing packets", log)
-                self.waiting |= rp_ids
-                asyncio.get_running_loop().call_later(RETRY_AFTER, self.wake.set)
-            finally:
-                _done(this_round)
+            await finish_taken(self.ctx, set(rp_ids))
+        except Exception as exc:  # checked again shortly
+            self.ctx.outages.failed(exc, "finishing packets", log)
+            asyncio.get_running_loop().call_later(RETRY_AFTER, self.check, set(rp_ids))
+        return [None] * len(rp_ids)
 
 
-def _done(round_: asyncio.Future | None) -> None:
-    if round_ is not None and not round_.done():
-        round_.set_result(None)
+def _done_already() -> asyncio.Future:
+    done = asyncio.get_running_loop().create_future()
+    done.set_result(None)
+    return done
 
 
 async def finish_taken(ctx: Context, rp_ids) -> None:
@@ -145,8 +122,7 @@ async def finish_taken(ctx: Context, rp_ids) -> None:
         taken = await packets.taken_but_unfinished(cur, drained)
     for rp_id in taken:
         finisher_of(ctx).known_booked(rp_id)  # 手慢了 is true from here on, finished or not
-    for rp_id in taken:
-        await finish(ctx, rp_id)
+    await asyncio.gather(*(finish(ctx, rp_id) for rp_id in taken))
     if len(taken) < len(drained):  # the others may have been finished elsewhere
         async with ctx.db.cursor() as cur:
             for rp_id in await packets.finished_among(cur, set(drained) - set(taken)):
@@ -169,7 +145,7 @@ async def do_finish(uow: UnitOfWork, rp_id: int) -> bool:
     packet = await packets.get(uow.cur, rp_id)
     event = {"ev": "packet.state", "rp_id": rp_id, "status": "finished",
              "grabbed_count": packet["number"], "expend_time": packet["expend_time"]}
-    if packet["type"] == GROUP_LUCKY:
+    if packet["type"] == PacketType.GROUP_LUCKY:
         best = await packets.mark_best(uow.cur, rp_id)
         names = await people.names(uow.cur, [best["user_id"]])
         event["best"] = {"user": views.person(best["user_id"], names),

@@ -1,16 +1,24 @@
-"""Grabbing a share (抢红包): one Redis script decides, a batched transaction books it."""
+"""Grabbing a share (抢红包): know the packet, may this user open it, Redis decides, MariaDB
+books, answer.
+
+Redis decides who takes which share, with one script and no SQL: a free slot won, the slot this
+user holds already, or none left. MariaDB books the share the slot names, in a batch with the
+grabs of other users (rtserver/booking.py). A grab that holds a slot is answered only with what
+became of it: never `unavailable`, which would be a lie once its share is booked.
+"""
 import asyncio
 import time
 
 from rtserver import access, lifecycle
-from rtserver.booking import already, booker_of
+from rtserver.booking import already, booker_of, share_outcome
 from rtserver.context import Context
-from rtserver.errors import Forbidden, NotPaid, OutcomeUnknown, Unavailable
+from rtserver.errors import NotFound, NotPaid, OutcomeUnknown, Unavailable
 from rtserver.finishing import finisher_of
-from rtserver.limits import PERSONAL
-from rtserver.slots import load_slots
-from storage import packets, slots
+from rtserver.opening import check_may_open, needs_membership
+from rtserver.slots import Packet, load_slots
+from storage import packets, people, slots
 from storage.errors import is_dependency_down
+from storage.schema import PayStatus
 
 MAX_TAKES = 5  # a slot whose share went elsewhere (after a Redis rebuild) is retried this often
 TOO_SLOW_PATIENCE = 5.0  # seconds a grab with no slot waits for the last ones to be booked
@@ -19,51 +27,55 @@ RETRY_FIRST, RETRY_MOST = 0.1, 1.0  # seconds between those tries, doubling
 
 
 async def grab(ctx: Context, user_id: int, rp_id: int) -> dict:
-    """Try to take a share of a packet for a user.
-
-    "too_slow" is said only of a packet whose every share MariaDB holds booked: on one this
-    node knows so, it costs one Redis call and no SQL. A won slot is booked in
-    MariaDB, credited at once when the packet is paid (or left for settlement while a
-    third-party payment is pending).
-    """
-    meta = await ctx.caches.packets.get_or_load(rp_id, lambda: load_slots(ctx, rp_id))
-    if meta is None:
-        return await answer_from_database(ctx, user_id, rp_id)
-    await check_may_grab(ctx, meta, user_id)
-    if int(time.time()) >= meta["expire_time"]:
-        return await answer_from_database(ctx, user_id, rp_id)
+    """Try to take a share of a packet for a user: `ok` with the money, `already`, `too_slow`
+    (every share went to others) or `expired`."""
+    packet = await ctx.caches.packets.get_or_load(rp_id, lambda: load_slots(ctx, rp_id))
+    if packet is None or int(time.time()) >= packet.expire_time:
+        return await answer_from_database(ctx, user_id, rp_id)  # not grabbable (any more)
+    member = needs_membership(packet) and await access.is_member_fast(ctx, packet.for_id, user_id)
+    check_may_open(packet, user_id, member)
     for _ in range(MAX_TAKES):
         # The script may have taken a slot even when its reply was lost: asked again, it
         # answers the same slot (or none), so it is asked until Redis answers.
         take, _ = await until_known(lambda: ctx.taker.take(rp_id, user_id))
-        if take.outcome == slots.MISSING:
+        if take.outcome == slots.MISSING:  # Redis lost the slots: rebuilt from MariaDB
             if await load_slots(ctx, rp_id) is None:
                 return await answer_from_database(ctx, user_id, rp_id)
             continue
         if take.outcome == slots.TOO_SLOW:
-            if await finisher_of(ctx).until_booked(rp_id, TOO_SLOW_PATIENCE):
-                return {"result": "too_slow"}  # every share is booked: they went to others
-            raise Unavailable("the last shares are still being booked; tap again")
-        if take.left == 0 and take.outcome == slots.ALREADY:
-            finisher_of(ctx).notice_drained(rp_id)
+            return await too_slow(ctx, rp_id)
         if take.outcome == slots.ALREADY:
-            async with ctx.db.cursor() as cur:
-                share = await packets.share_at(cur, rp_id, take.slot)
-            if share["user_id"] == user_id:
-                return already(share)
-            if share["is_refunded"]:
-                return {"result": "expired"}
-        # Won now, or taken earlier by a request that died before booking it. Booking again
-        # is safe: a share this user holds already is found so, and if this grab's own first
-        # attempt booked it (a commit whose reply was lost), the grab won it now.
-        answer, retried = await until_known(
-            lambda: booker_of(ctx).book(meta, rp_id, user_id, take.slot, take.left == 0))
-        if retried and answer is not None and answer["result"] == "already":
-            return {**answer, "result": "ok"}
-        if answer is not None:
+            if take.left == 0:
+                finisher_of(ctx).notice_drained(rp_id)
+            # What an earlier tap of this user won with the slot they hold; nothing if that
+            # request died before booking it, so that this grab books it.
+            if answer := await share_outcome(ctx, rp_id, user_id, take.slot):
+                return answer
+        if answer := await book(ctx, packet, user_id, take):
             return answer
-        await slots.release(ctx.redis, ctx.keys, rp_id, user_id)
-    raise Unavailable("could not settle on a share; retry")
+        await slots.release(ctx.redis, ctx.keys, rp_id, user_id)  # its share went elsewhere
+    raise Unavailable("no share could be had for this grab; retry")
+
+
+async def too_slow(ctx: Context, rp_id: int) -> dict:
+    """手慢了, once every share is booked: they went to others. A slot taken but not booked yet
+    may still come back to the packet (a Redis rebuild, a refund), so until then, no answer."""
+    if await finisher_of(ctx).until_booked(rp_id, TOO_SLOW_PATIENCE):
+        return {"result": "too_slow"}
+    raise Unavailable("the last shares are still being booked; tap again")
+
+
+async def book(ctx: Context, packet: Packet, user_id: int, take: slots.Take) -> dict | None:
+    """Book the share of a slot won now, or taken earlier by a request that died before booking
+    it; None when that share went to someone else.
+
+    Booking again is safe: a share this user holds already is found so, and if this grab's own
+    first attempt booked it (a commit whose reply was lost), the grab won it now."""
+    answer, retried = await until_known(
+        lambda: booker_of(ctx).book(packet, user_id, take.slot, take.left == 0))
+    if retried and answer is not None and answer["result"] == "already":
+        return {**answer, "result": "ok"}
+    return answer
 
 
 async def until_known(attempt):
@@ -89,26 +101,19 @@ async def until_known(attempt):
         delay = min(2 * delay, RETRY_MOST)
 
 
-async def check_may_grab(ctx: Context, meta: dict, user_id: int) -> None:
-    if meta["type"] == PERSONAL:
-        if user_id == meta["sender"]:
-            raise Forbidden("the sender cannot open a personal packet")
-        if user_id != meta["for_id"]:
-            raise Forbidden("this packet is not for you")
-    elif not await access.is_member_fast(ctx, meta["for_id"], user_id):
-        raise Forbidden("not a member of this packet's group")
-
-
 async def answer_from_database(ctx: Context, user_id: int, rp_id: int) -> dict:
     """Answer a grab on a packet whose slots are not (or no longer) in Redis."""
     async with ctx.db.cursor() as cur:
-        packet = await access.check_can_see(cur, await packets.get(cur, rp_id), user_id)
-        if packet["type"] == PERSONAL and packet["user_id"] == user_id:
-            raise Forbidden("the sender cannot open a personal packet")
-        if packet["pay_status"] == lifecycle.UNPAID:
+        row = await packets.get(cur, rp_id)
+        if row is None:
+            raise NotFound("no such packet")
+        packet = Packet.of_row(row)
+        member = needs_membership(packet) and await people.is_member(cur, packet.for_id, user_id)
+        check_may_open(packet, user_id, member)
+        if row["pay_status"] == PayStatus.UNPAID:
             raise NotPaid()
         share = await packets.share_of(cur, rp_id, user_id)
-    status = lifecycle.status(packet, int(time.time()))
+    status = lifecycle.status(row, int(time.time()))
     if share and status != "voided":
         return already(share)
     if status == "finished":

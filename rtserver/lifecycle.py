@@ -1,14 +1,14 @@
-"""A packet's life: pay types, pay states, and the status a client sees. Pure rules."""
+"""A packet's life: its pay type's wire name, and the status a client sees. Pure rules."""
+from storage.schema import PayStatus, PayType
 
-PAY_TYPES = {"balance": 0, "alipay": 1, "wechat": 2, "unionpay": 3, "sandbox": 4}
-UNPAID, PAID, AWAITING_SETTLEMENT, VOIDED = 0, 1, 2, 3
+PAY_TYPES = {pay_type.wire_name: pay_type for pay_type in PayType}
 
 
 def status(packet: dict, now: int) -> str:
     """unpaid, active (grabbable), finished (all taken), expired (time passed), or voided."""
-    if packet["pay_status"] == UNPAID:
+    if packet["pay_status"] == PayStatus.UNPAID:
         return "unpaid"
-    if packet["pay_status"] == VOIDED:
+    if packet["pay_status"] == PayStatus.VOIDED:
         return "voided"
     if packet["finish_time"]:
         return "finished"

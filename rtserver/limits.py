@@ -1,12 +1,11 @@
 """The red-packet rules: what a sender may put in a packet, as plain functions."""
-
 from dataclasses import dataclass
 
 from rtserver.errors import BadRequest, InvalidAmount, InvalidNumber
 from rtserver.money import format_fen
+from storage.schema import PacketType
 
-PERSONAL, GROUP_NORMAL, GROUP_LUCKY = 1, 2, 3
-TYPES = (PERSONAL, GROUP_NORMAL, GROUP_LUCKY)
+PACKET_TYPES = frozenset(PacketType)
 
 
 @dataclass(frozen=True)
@@ -45,12 +44,12 @@ def plan_packet(type, number, amount, intro, group_size, limits: Limits = Limits
     packet, the total of a lucky packet. `group_size` is the group's member count (None for a
     personal packet). Raises BadRequest, InvalidNumber or InvalidAmount.
     """
-    if not _is_int(type) or type not in TYPES:
+    if not _is_int(type) or type not in PACKET_TYPES:
         raise BadRequest("type must be 1 (personal), 2 (group normal) or 3 (group lucky)")
 
     if not _is_int(number):
         raise InvalidNumber("number must be an integer")
-    if type == PERSONAL:
+    if type == PacketType.PERSONAL:
         if number != 1:
             raise InvalidNumber("a personal packet has exactly 1 share")
     else:
@@ -65,10 +64,10 @@ def plan_packet(type, number, amount, intro, group_size, limits: Limits = Limits
         raise InvalidAmount("amount must be a whole number of fen")
     if amount <= 0:
         raise InvalidAmount("amount must be greater than 0")
-    if type == PERSONAL:
+    if type == PacketType.PERSONAL:
         _check_range(amount, limits.min_share, limits.max_personal, "amount")
         total, single = amount, amount
-    elif type == GROUP_NORMAL:
+    elif type == PacketType.GROUP_NORMAL:
         _check_range(amount, limits.min_share, limits.max_share, "each share")
         total, single = number * amount, amount
     else:

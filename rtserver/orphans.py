@@ -5,7 +5,7 @@ import time
 
 from rtserver.booking import booker_of
 from rtserver.context import Context
-from rtserver.slots import load_slots
+from rtserver.slots import Packet, load_slots
 from storage import packets, slots
 from storage.errors import is_refused
 
@@ -22,27 +22,27 @@ async def book_orphaned_grabs(ctx: Context, grace: float = ORPHAN_GRACE) -> int:
     booked = 0
     for rp_id in candidates:
         holders = await slots.holders(ctx.redis, ctx.keys, rp_id)
-        meta = await load_slots(ctx, rp_id)
-        if meta is None:
+        packet = await load_slots(ctx, rp_id)
+        if packet is None:
             continue
         async with ctx.db.cursor() as cur:
             claimed = {s["user_id"] for s in await packets.grabs(cur, rp_id)}
         left = await slots.free_count(ctx.redis, ctx.keys, rp_id)
         for user_id, seq in holders.items():
             if user_id not in claimed:
-                booked += await _book(ctx, meta, rp_id, user_id, seq, left == 0)
+                booked += await _book(ctx, packet, user_id, seq, left == 0)
     return booked
 
 
-async def _book(ctx: Context, meta: dict, rp_id: int, user_id: int, seq: int, last: bool) -> bool:
+async def _book(ctx: Context, packet: Packet, user_id: int, seq: int, last: bool) -> bool:
     """Book one orphaned grab. One that MariaDB refuses (a wallet too full for its share) is
     left for the expiry refund: it must not stop the sweep for every orphan after it."""
     try:
-        answer = await booker_of(ctx).book(meta, rp_id, user_id, seq, last)
+        answer = await booker_of(ctx).book(packet, user_id, seq, last)
     except Exception as exc:
         if not is_refused(exc):
             raise
         # Every sweep meets it again until the expiry refund: a line each time, not a trace.
-        log.warning("orphaned grab of packet %s slot %s not booked: %s", rp_id, seq, exc)
+        log.warning("orphaned grab of packet %s slot %s not booked: %s", packet.id, seq, exc)
         return False
     return bool(answer and answer["result"] == "ok")

@@ -7,13 +7,14 @@ from rtserver.allocation import split_equal, split_lucky
 from rtserver.context import Context
 from rtserver.errors import (AlreadyPaid, BadRequest, Forbidden, InsufficientBalance, NotFound)
 from rtserver.hub import user_room
-from rtserver.limits import GROUP_LUCKY, PERSONAL, Limits, plan_packet
+from rtserver.limits import Limits, plan_packet
 from rtserver.money import format_fen
 from rtserver.uow import UnitOfWork
 from rtserver.wallet import wallet_event
 from storage import packets, people, wallets
 from storage import payments as storage_payments
 from storage.db import is_duplicate
+from storage.schema import PacketType, PayStatus, PayType
 
 LIMITS = Limits()
 CHINA = datetime.timezone(datetime.timedelta(hours=8))  # years of 我的红包 turn at Beijing midnight
@@ -24,7 +25,7 @@ async def create(ctx: Context, user_id: int, type: int, for_id: int, number: int
     """Validate, allocate and store an unpaid packet with its shares; once per client_key."""
     if pay_type != "balance":
         payments.provider_of(ctx, pay_type)
-    if type == PERSONAL and number is None:
+    if type == PacketType.PERSONAL and number is None:
         number = 1
     if client_key is not None:
         async with ctx.db.cursor() as cur:
@@ -40,7 +41,7 @@ async def create(ctx: Context, user_id: int, type: int, for_id: int, number: int
                                          plan.number, plan.total, plan.single,
                                          lifecycle.PAY_TYPES[pay_type], client_key, now)
             amounts = (split_lucky(plan.total, plan.number, LIMITS.min_share, LIMITS.max_share)
-                       if plan.type == GROUP_LUCKY else split_equal(plan.single, plan.number))
+                       if plan.type == PacketType.GROUP_LUCKY else split_equal(plan.single, plan.number))
             await packets.insert_shares(uow.cur, rp_id, amounts, now)
             packet = await packets.get(uow.cur, rp_id)
             answer = created(packet)
@@ -63,7 +64,7 @@ def created(packet: dict) -> dict:
 async def created_again(ctx: Context, packet: dict) -> dict:
     """The answer to a repeated create: the same packet, and its order again."""
     answer = created(packet)
-    if packet["pay_type"] != lifecycle.PAY_TYPES["balance"]:
+    if packet["pay_type"] != PayType.BALANCE:
         async with ctx.db.cursor() as cur:
             order = await storage_payments.order_of_packet(cur, packet["id"])
         answer["order"] = payments.order_view(ctx, order, packet["intro"])
@@ -72,7 +73,7 @@ async def created_again(ctx: Context, packet: dict) -> dict:
 
 async def check_recipient(cur, sender: int, type: int, for_id: int) -> int | None:
     """Check who the packet is for; return the group's size (None for a personal packet)."""
-    if type == PERSONAL:
+    if type == PacketType.PERSONAL:
         if for_id == sender:
             raise Forbidden("a personal packet goes to someone else")
         if not await people.get_user(cur, for_id):
@@ -89,7 +90,7 @@ async def pay(ctx: Context, user_id: int, rp_id: int) -> dict:
         packet = await packets.get(uow.cur, rp_id)
         check_payable(packet, user_id, "balance")
         # Marking it paid first locks the packet, so a second pay waits and finds it paid.
-        if not await packets.mark_paid(uow.cur, rp_id, lifecycle.PAID, now,
+        if not await packets.mark_paid(uow.cur, rp_id, PayStatus.PAID, now,
                                        now + ctx.settings.packet_ttl):
             raise AlreadyPaid()
         balance = await wallets.debit(uow.cur, user_id, packet["total"], "pay", str(rp_id), now)
@@ -106,7 +107,7 @@ def check_payable(packet: dict | None, user_id: int, pay_type: str) -> None:
         raise NotFound("no such packet")
     if packet["user_id"] != user_id:
         raise Forbidden("only the sender pays a packet")
-    if packet["pay_status"] != lifecycle.UNPAID:
+    if packet["pay_status"] != PayStatus.UNPAID:
         raise AlreadyPaid()
     if packet["pay_type"] != lifecycle.PAY_TYPES[pay_type]:
         raise BadRequest(f"this packet is not paid by {pay_type}")

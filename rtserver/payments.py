@@ -8,7 +8,7 @@ any ordering of callback, notifications, repeats and time-outs moves money once.
 import secrets
 import time
 
-from rtserver import access, lifecycle
+from rtserver import access
 from rtserver.chat import put_in_room
 from rtserver.context import Context
 from rtserver.errors import AlreadyPaid, BadRequest, Forbidden, InvalidAmount, NotFound
@@ -20,6 +20,7 @@ from rtserver.wallet import wallet_event
 from storage import packets, payments, slots, wallets
 from storage.db import is_duplicate
 from storage.queue import SettlementQueue
+from storage.schema import PayStatus, PayType
 
 
 def provider_of(ctx: Context, name: str):
@@ -54,22 +55,22 @@ async def sync_paid(ctx: Context, user_id: int, rp_id: int, result: dict) -> dic
             raise NotFound("no such packet")
         if packet["user_id"] != user_id:
             raise Forbidden("only the sender reports a payment")
-        if packet["pay_type"] == lifecycle.PAY_TYPES["balance"]:
+        if packet["pay_type"] == PayType.BALANCE:
             raise BadRequest("this packet is paid from the balance: use packet.pay")
         await payments.record_sync_result(uow.cur, rp_id, result)
-        if packet["pay_status"] == lifecycle.PAID:  # the notification came first
+        if packet["pay_status"] == PayStatus.PAID:  # the notification came first
             await uow.commit()
-            return {"pay_status": lifecycle.PAID}
-        opened = await packets.mark_paid(uow.cur, rp_id, lifecycle.AWAITING_SETTLEMENT, now,
+            return {"pay_status": PayStatus.PAID}
+        opened = await packets.mark_paid(uow.cur, rp_id, PayStatus.AWAITING_SETTLEMENT, now,
                                          now + ctx.settings.packet_ttl)
         if opened:
             await put_in_room(uow, await packets.get(uow.cur, rp_id), now)
         await uow.commit()
     if opened:
-        return {"pay_status": lifecycle.AWAITING_SETTLEMENT}
+        return {"pay_status": PayStatus.AWAITING_SETTLEMENT}
     async with ctx.db.cursor() as cur:  # a notification may have paid it a moment ago
-        if await packets.pay_status(cur, rp_id) == lifecycle.PAID:
-            return {"pay_status": lifecycle.PAID}
+        if await packets.pay_status(cur, rp_id) == PayStatus.PAID:
+            return {"pay_status": PayStatus.PAID}
     raise AlreadyPaid()
 
 
@@ -105,11 +106,11 @@ async def notified(ctx: Context, provider_name: str, headers, body: bytes) -> No
 async def apply_payment(uow: UnitOfWork, order: dict, note: Notification, pay_type: int) -> None:
     """Money arrived for a packet: pay it, or, if it cannot take it any more, refund the sender."""
     ctx, rp_id, now = uow.ctx, order["rp_id"], int(time.time())
-    if await packets.mark_paid(uow.cur, rp_id, lifecycle.PAID, now, now + ctx.settings.packet_ttl):
+    if await packets.mark_paid(uow.cur, rp_id, PayStatus.PAID, now, now + ctx.settings.packet_ttl):
         await packets.set_trade_no(uow.cur, rp_id, note.trade_no)
         await put_in_room(uow, await packets.get(uow.cur, rp_id), now)
-    elif await packets.move_pay_status(uow.cur, rp_id, lifecycle.AWAITING_SETTLEMENT,
-                                       lifecycle.PAID):
+    elif await packets.move_pay_status(uow.cur, rp_id, PayStatus.AWAITING_SETTLEMENT,
+                                       PayStatus.PAID):
         await packets.set_trade_no(uow.cur, rp_id, note.trade_no)
         uow.after_commit(lambda: SettlementQueue(ctx.redis, ctx.keys).put(rp_id))
     else:
@@ -131,8 +132,8 @@ async def void_overdue(ctx: Context) -> int:
 async def void(ctx: Context, rp_id: int) -> bool:
     """Void one packet still awaiting settlement; True for the runner that did it."""
     async with UnitOfWork(ctx) as uow:
-        if not await packets.move_pay_status(uow.cur, rp_id, lifecycle.AWAITING_SETTLEMENT,
-                                             lifecycle.VOIDED):
+        if not await packets.move_pay_status(uow.cur, rp_id, PayStatus.AWAITING_SETTLEMENT,
+                                             PayStatus.VOIDED):
             return False
         packet = await packets.get(uow.cur, rp_id)
         grabbers = [s["user_id"] for s in await packets.grabs(uow.cur, rp_id)]

@@ -6,13 +6,13 @@ No row is locked ahead (no FOR UPDATE): a grab that commits after a pass is take
 """
 import time
 
-from rtserver import lifecycle
 from rtserver.context import Context
 from rtserver.hub import user_room
 from rtserver.money import format_fen
 from rtserver.uow import UnitOfWork
 from rtserver.wallet import wallet_event
 from storage import packets, wallets
+from storage.schema import PayStatus
 
 UNSETTLED_GRACE = 60  # seconds a grabbed share may wait for its settlement pass before a sweep
 
@@ -20,7 +20,7 @@ UNSETTLED_GRACE = 60  # seconds a grabbed share may wait for its settlement pass
 async def settle(ctx: Context, rp_id: int) -> int:
     """Credit every grabbed, uncredited share of a paid packet; return how many were credited."""
     async with ctx.db.cursor() as cur:
-        if await packets.pay_status(cur, rp_id) != lifecycle.PAID:
+        if await packets.pay_status(cur, rp_id) != PayStatus.PAID:
             return 0
         shares = await packets.uncredited(cur, rp_id)
     return sum([await credit_share(ctx, share) for share in shares])

@@ -2,6 +2,7 @@
 import logging
 
 from rtserver.context import Context
+from storage.db import Pipeline
 from storage.errors import is_deadlock
 
 log = logging.getLogger("rtserver.uow")
@@ -14,17 +15,24 @@ class UnitOfWork:
     the database then refused; on rollback they are dropped. They, and the `after_commit`
     callbacks, run once the transaction has given its connection back: a callback that needs the
     database must never wait for a connection its own transaction still holds.
+
+    Its statements run one by one on `uow.cur`; or, `pipelined`, they are queued on
+    `uow.pipeline` and all sent by `commit()` in one round trip (storage.db.Pipeline), after
+    which their results can be read and the events they call for emitted.
     """
 
-    def __init__(self, ctx: Context):
+    def __init__(self, ctx: Context, pipelined: bool = False):
         self.ctx = ctx
-        self._tx = ctx.db.transaction()
+        self._tx = ctx.db.pipeline() if pipelined else ctx.db.transaction()
         self._events: list[tuple[list[str], dict]] = []
         self._after: list = []
 
     async def __aenter__(self) -> "UnitOfWork":
         await self._tx.__aenter__()
-        self.cur = self._tx.cur
+        if isinstance(self._tx, Pipeline):
+            self.pipeline = self._tx
+        else:
+            self.cur = self._tx.cur
         return self
 
     async def __aexit__(self, *exc_info) -> None:

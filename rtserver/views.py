@@ -1,8 +1,8 @@
 """What clients see of packets and messages: the wire shapes of PROTOCOL.md."""
 from rtserver import lifecycle
-from rtserver.limits import GROUP_LUCKY, GROUP_NORMAL
 from rtserver.money import format_fen
 from storage import packets, people
+from storage.schema import PacketType
 
 
 def person(user_id: int, names: dict[int, str]) -> dict:
@@ -23,7 +23,7 @@ def summary(packet: dict, names: dict[int, str], now: int) -> dict:
         "pay_time": packet["pay_time"] or None,
         "expires_at": packet["expire_time"] or None,
     }
-    if packet["type"] == GROUP_NORMAL:
+    if packet["type"] == PacketType.GROUP_NORMAL:
         view["single"] = format_fen(packet["single"])
     return view
 
@@ -57,7 +57,7 @@ async def messages(cur, rows: list[dict], now: int) -> list[dict]:
 
 def shows_best(packet: dict, now: int) -> bool:
     """Best luck is shown only on lucky packets whose every share was taken."""
-    return packet["type"] == GROUP_LUCKY and lifecycle.status(packet, now) == "finished"
+    return packet["type"] == PacketType.GROUP_LUCKY and lifecycle.status(packet, now) == "finished"
 
 
 def share_mine(share: dict | None, best_shown: bool) -> dict | None:

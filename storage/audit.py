@@ -1,5 +1,6 @@
 """Read-only queries of the audit: the money figures, and every row that breaks a rule."""
 from storage.db import to_fen
+from storage.schema import PayStatus, PayType
 
 
 async def figures(cur) -> dict[str, int]:
@@ -61,19 +62,21 @@ RULES = {
     "balance-paid packet without exactly its pay row":
         "SELECT p.id FROM red_packet p LEFT JOIN wallet_ledger l"
         " ON l.kind = 'pay' AND l.ref = CAST(p.id AS CHAR)"
-        " WHERE p.pay_type = 0 AND ((p.pay_status = 1 AND (l.id IS NULL"
+        f" WHERE p.pay_type = {PayType.BALANCE}"
+        f" AND ((p.pay_status = {PayStatus.PAID} AND (l.id IS NULL"
         " OR l.amount <> -p.total_money OR l.user_id <> p.user_id))"
-        " OR (p.pay_status <> 1 AND l.id IS NOT NULL))",
+        f" OR (p.pay_status <> {PayStatus.PAID} AND l.id IS NOT NULL))",
     "provider-paid packet and its accepted payments disagree":
         "SELECT p.id, p.pay_status, COALESCE(a.n, 0) AS accepted FROM red_packet p"
         " JOIN payment_orders o ON o.rp_id = p.id LEFT JOIN (SELECT out_trade_no, COUNT(*) AS n"
         " FROM payment_notifications WHERE status = 'accepted' GROUP BY out_trade_no) a"
         " ON a.out_trade_no = o.out_trade_no"
-        " WHERE (p.pay_status = 1 AND COALESCE(a.n, 0) = 0)"
-        " OR (p.pay_status IN (0, 2) AND COALESCE(a.n, 0) > 0)",
+        f" WHERE (p.pay_status = {PayStatus.PAID} AND COALESCE(a.n, 0) = 0)"
+        f" OR (p.pay_status IN ({PayStatus.UNPAID}, {PayStatus.AWAITING_SETTLEMENT})"
+        " AND COALESCE(a.n, 0) > 0)",
     "share credited on a packet that never got its money":
         "SELECT s.id, s.rp_id FROM red_packet_log s JOIN red_packet p ON p.id = s.rp_id"
-        " WHERE s.is_into_account = 1 AND p.pay_status <> 1",
+        f" WHERE s.is_into_account = 1 AND p.pay_status <> {PayStatus.PAID}",
     "refund booked differs from the packet's return_money":
         "SELECT p.id, p.return_money, l.amount FROM red_packet p LEFT JOIN wallet_ledger l"
         " ON l.kind = 'refund' AND l.ref = CAST(p.id AS CHAR)"
@@ -85,7 +88,8 @@ RULES = {
         " LEFT JOIN payment_orders o ON o.out_trade_no = n.out_trade_no"
         " LEFT JOIN red_packet p ON p.id = o.rp_id"
         " WHERE l.kind = 'void_refund' AND (n.id IS NULL OR l.amount <> n.amount"
-        " OR l.user_id <> p.user_id OR (p.pay_status = 1 AND p.trade_no = n.trade_no))",
+        " OR l.user_id <> p.user_id"
+        f" OR (p.pay_status = {PayStatus.PAID} AND p.trade_no = n.trade_no))",
     "packet paid out more than it holds":
         "SELECT p.id, p.total_money, COALESCE(SUM(s.money), 0) AS credited, p.return_money"
         " FROM red_packet p LEFT JOIN red_packet_log s ON s.rp_id = p.id"

@@ -1,11 +1,12 @@
 """Red packets and their shares (red_packet, red_packet_log)."""
 from storage.db import to_decimal, to_fen
+from storage.schema import GRABBABLE, PacketType, PayStatus, PayType
 
 PACKET_COLUMNS = ("id, user_id, for_id, pay_status, pay_type, trade_no, type, intro, number,"
                   " total_money, single_money, return_money, is_cli_handle, expend_time, add_time,"
                   " pay_time, expire_time, finish_time")
 # A share of a voided packet was never money: the received box leaves it out.
-NOT_VOIDED = "rp_id NOT IN (SELECT id FROM red_packet WHERE pay_status = 3)"
+NOT_VOIDED = f"rp_id NOT IN (SELECT id FROM red_packet WHERE pay_status = {PayStatus.VOIDED})"
 SHARE_COLUMNS = ("id, rp_id, seq, user_id, money, is_good, is_into_account, is_refunded,"
                  " update_time")
 
@@ -17,6 +18,9 @@ def _packet(row: dict | None) -> dict | None:
     packet["total"] = to_fen(packet.pop("total_money"))
     packet["single"] = to_fen(packet.pop("single_money"))
     packet["return_money"] = to_fen(packet["return_money"])
+    packet["type"] = PacketType(packet["type"])
+    packet["pay_status"] = PayStatus(packet["pay_status"])
+    packet["pay_type"] = PayType(packet["pay_type"])
     return packet
 
 
@@ -28,14 +32,15 @@ def _share(row: dict | None) -> dict | None:
     return share
 
 
-async def insert(cur, sender: int, for_id: int, type_: int, intro: str, number: int, total: int,
-                 single: int, pay_type: int, client_key: str | None, now: int) -> int:
+async def insert(cur, sender: int, for_id: int, type_: PacketType, intro: str, number: int,
+                 total: int, single: int, pay_type: PayType, client_key: str | None,
+                 now: int) -> int:
     """Insert an unpaid packet; a repeated (sender, client_key) raises IntegrityError."""
     await cur.execute(
         "INSERT INTO red_packet (user_id, for_id, type, intro, number, total_money, single_money,"
         " pay_type, client_key, add_time) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (sender, for_id, type_, intro, number, to_decimal(total), to_decimal(single), pay_type,
-         client_key, now))
+        (sender, for_id, int(type_), intro, number, to_decimal(total), to_decimal(single),
+         int(pay_type), client_key, now))
     return cur.lastrowid
 
 
@@ -66,17 +71,18 @@ async def get_many(cur, rp_ids) -> dict[int, dict]:
     return {row["id"]: _packet(row) for row in await cur.fetchall()}
 
 
-async def mark_paid(cur, rp_id: int, pay_status: int, now: int, expire_time: int) -> bool:
+async def mark_paid(cur, rp_id: int, pay_status: PayStatus, now: int, expire_time: int) -> bool:
     """Move an unpaid packet to `pay_status`, once; False if it was not unpaid any more."""
     await cur.execute(
         "UPDATE red_packet SET pay_status = %s, pay_time = %s, expire_time = %s"
-        " WHERE id = %s AND pay_status = 0", (pay_status, now, expire_time, rp_id))
+        f" WHERE id = %s AND pay_status = {PayStatus.UNPAID}",
+        (int(pay_status), now, expire_time, rp_id))
     return cur.rowcount == 1
 
 
-async def pay_status(cur, rp_id: int) -> int:
+async def pay_status(cur, rp_id: int) -> PayStatus:
     await cur.execute("SELECT pay_status FROM red_packet WHERE id = %s", (rp_id,))
-    return (await cur.fetchone())["pay_status"]
+    return PayStatus((await cur.fetchone())["pay_status"])
 
 
 async def share_at(cur, rp_id: int, seq: int) -> dict | None:
@@ -112,7 +118,7 @@ async def finish(cur, rp_id: int) -> bool:
     await cur.execute(
         "UPDATE red_packet p JOIN (SELECT MAX(update_time) AS last FROM red_packet_log"
         " WHERE rp_id = %s) s SET p.finish_time = s.last, p.expend_time = s.last - p.pay_time"
-        " WHERE p.id = %s AND p.finish_time = 0 AND p.pay_status IN (1, 2)", (rp_id, rp_id))
+        f" WHERE p.id = %s AND p.finish_time = 0 AND p.pay_status IN {GRABBABLE}", (rp_id, rp_id))
     return cur.rowcount == 1
 
 
@@ -121,7 +127,7 @@ async def taken_but_unfinished(cur, rp_ids) -> list[int]:
     ids = sorted(set(rp_ids))
     await cur.execute(
         "SELECT p.id FROM red_packet p WHERE p.id IN"
-        f" ({', '.join(['%s'] * len(ids))}) AND p.finish_time = 0 AND p.pay_status IN (1, 2)"
+        f" ({', '.join(['%s'] * len(ids))}) AND p.finish_time = 0 AND p.pay_status IN {GRABBABLE}"
         " AND NOT EXISTS (SELECT 1 FROM red_packet_log s"
         " WHERE s.rp_id = p.id AND s.user_id IS NULL)", ids)
     return [row["id"] for row in await cur.fetchall()]
@@ -155,7 +161,8 @@ async def grabs(cur, rp_id: int) -> list[dict]:
 async def sent(cur, sender: int, start: int, end: int, before: int | None, limit: int) -> list[dict]:
     """Paid packets a user sent in [start, end), newest first, ids below `before`."""
     await cur.execute(
-        f"SELECT {PACKET_COLUMNS} FROM red_packet WHERE user_id = %s AND pay_status <> 0"
+        f"SELECT {PACKET_COLUMNS} FROM red_packet"
+        f" WHERE user_id = %s AND pay_status <> {PayStatus.UNPAID}"
         " AND pay_time >= %s AND pay_time < %s AND id < %s ORDER BY id DESC LIMIT %s",
         (sender, start, end, before or 2**63, limit))
     return [_packet(row) for row in await cur.fetchall()]
@@ -164,7 +171,8 @@ async def sent(cur, sender: int, start: int, end: int, before: int | None, limit
 async def sent_totals(cur, sender: int, start: int, end: int) -> tuple[int, int]:
     await cur.execute(
         "SELECT COUNT(*) AS n, SUM(total_money) AS s FROM red_packet WHERE user_id = %s"
-        " AND pay_status <> 0 AND pay_time >= %s AND pay_time < %s", (sender, start, end))
+        f" AND pay_status <> {PayStatus.UNPAID} AND pay_time >= %s AND pay_time < %s",
+        (sender, start, end))
     row = await cur.fetchone()
     return row["n"], to_fen(row["s"] or 0)
 
@@ -192,10 +200,10 @@ async def received_totals(cur, user_id: int, start: int, end: int) -> tuple[int,
     return row["n"], to_fen(row["s"] or 0), int(row["g"] or 0)
 
 
-async def move_pay_status(cur, rp_id: int, from_status: int, to_status: int) -> bool:
+async def move_pay_status(cur, rp_id: int, from_status: PayStatus, to_status: PayStatus) -> bool:
     """Change the pay status only if it is still `from_status`; True for the call that did."""
     await cur.execute("UPDATE red_packet SET pay_status = %s WHERE id = %s AND pay_status = %s",
-                      (to_status, rp_id, from_status))
+                      (int(to_status), rp_id, int(from_status)))
     return cur.rowcount == 1
 
 
@@ -211,8 +219,9 @@ async def uncredited(cur, rp_id: int) -> list[dict]:
 
 
 async def awaiting_settlement_since(cur, before: int, limit: int) -> list[int]:
-    """Packets still in pay status 2 that were sync-paid before `before`."""
-    await cur.execute("SELECT id FROM red_packet WHERE pay_status = 2 AND pay_time < %s"
+    """Packets still awaiting settlement that were sync-paid before `before`."""
+    await cur.execute("SELECT id FROM red_packet"
+                      f" WHERE pay_status = {PayStatus.AWAITING_SETTLEMENT} AND pay_time < %s"
                       " ORDER BY pay_time LIMIT %s", (before, limit))
     return [row["id"] for row in await cur.fetchall()]
 
@@ -222,21 +231,24 @@ async def with_uncredited_grabs(cur, grabbed_before: int, limit: int) -> list[in
     await cur.execute(
         "SELECT DISTINCT s.rp_id FROM red_packet_log s JOIN red_packet p ON p.id = s.rp_id"
         " WHERE s.is_into_account = 0 AND s.update_time > 0 AND s.update_time < %s"
-        " AND s.user_id IS NOT NULL AND p.pay_status = 1 LIMIT %s", (grabbed_before, limit))
+        f" AND s.user_id IS NOT NULL AND p.pay_status = {PayStatus.PAID} LIMIT %s",
+        (grabbed_before, limit))
     return [row["rp_id"] for row in await cur.fetchall()]
 
 
 async def due_for_refund(cur, now: int, limit: int) -> list[int]:
     """Paid packets past their expiry whose refund has not been done."""
-    await cur.execute("SELECT id FROM red_packet WHERE pay_status = 1 AND is_cli_handle = 0"
-                      " AND expire_time <= %s ORDER BY expire_time LIMIT %s", (now, limit))
+    await cur.execute(f"SELECT id FROM red_packet WHERE pay_status = {PayStatus.PAID}"
+                      " AND is_cli_handle = 0 AND expire_time <= %s ORDER BY expire_time LIMIT %s",
+                      (now, limit))
     return [row["id"] for row in await cur.fetchall()]
 
 
 async def claim_refund(cur, rp_id: int) -> bool:
     """Take on the expiry refund of a packet; True for the one runner that does it."""
-    await cur.execute("UPDATE red_packet SET is_cli_handle = 1 WHERE id = %s AND pay_status = 1"
-                      " AND is_cli_handle = 0", (rp_id,))
+    await cur.execute("UPDATE red_packet SET is_cli_handle = 1"
+                      f" WHERE id = %s AND pay_status = {PayStatus.PAID} AND is_cli_handle = 0",
+                      (rp_id,))
     return cur.rowcount == 1
 
 
@@ -258,7 +270,7 @@ async def with_unclaimed_shares(cur, paid_before: int, now: int, limit: int) -> 
     """Grabbable packets paid before `paid_before` that still have unclaimed shares."""
     await cur.execute(
         "SELECT DISTINCT p.id FROM red_packet p JOIN red_packet_log s ON s.rp_id = p.id"
-        " WHERE p.pay_status IN (1, 2) AND p.is_cli_handle = 0 AND p.expire_time > %s"
+        f" WHERE p.pay_status IN {GRABBABLE} AND p.is_cli_handle = 0 AND p.expire_time > %s"
         " AND p.pay_time < %s AND s.user_id IS NULL AND s.is_refunded = 0"
         " ORDER BY p.id DESC LIMIT %s", (now, paid_before, limit))
     return [row["id"] for row in await cur.fetchall()]

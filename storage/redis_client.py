@@ -19,7 +19,7 @@ RECONNECT = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.2), retries=3,
 
 # Connections to one Redis: enough to keep it busy, which one thread is. A command past them
 # waits its turn rather than failing: a storm sends hundreds of grabs at once, though most
-# travel together (storage.slots.SlotTaker).
+# travel together (rtserver.slot_taker.SlotTaker).
 MAX_CONNECTIONS = 64
 WAIT_FOR_CONNECTION = 5  # seconds
 

@@ -29,48 +29,20 @@ def _parts(keys: Keys, rp_id: int) -> list[str]:
     return [keys.packet(rp_id, "meta"), keys.packet(rp_id, "slots"), keys.packet(rp_id, "grabbers")]
 
 
-class SlotTaker:
-    """Runs concurrent grabs together: the grabs that arrive while the event loop is busy go to
-    Redis as one call of the grab script, one round trip and one reply instead of one each."""
+async def take(redis, keys: Keys, grabs: list[tuple[int, int]]) -> list:
+    """Run the grab script for (rp_id, user_id) pairs, in one call where Redis allows it; a
+    Take for each, or the error of its call."""
+    if isinstance(redis, RedisCluster):  # the keys of one call must share a hash slot
+        answers = await asyncio.gather(*(_grab(redis, keys, [grab]) for grab in grabs),
+                                       return_exceptions=True)
+        return [a if isinstance(a, Exception) else a[0] for a in answers]
+    return await _grab(redis, keys, grabs)
 
-    def __init__(self, redis, keys: Keys):
-        self.redis, self.keys = redis, keys
-        self.pending: list = []
-        self.loop = asyncio.get_running_loop()  # kept: asking costs a system call (getpid)
 
-    async def take(self, rp_id: int, user_id: int) -> Take:
-        answer = self.loop.create_future()
-        self.pending.append((rp_id, user_id, answer))
-        if len(self.pending) == 1:  # the first of this turn of the loop sends them all
-            self.loop.create_task(self._send())
-        return await answer
-
-    async def _send(self) -> None:
-        batch, self.pending = self.pending, []
-        try:
-            results = await self._run([(rp_id, user_id) for rp_id, user_id, _ in batch])
-        except Exception as exc:
-            results = [exc] * len(batch)
-        for (_, _, answer), result in zip(batch, results):
-            if answer.done():
-                continue
-            if isinstance(result, Exception):
-                answer.set_exception(result)
-            else:
-                answer.set_result(Take(*map(int, result)))
-
-    async def _run(self, grabs: list[tuple[int, int]]) -> list:
-        if isinstance(self.redis, RedisCluster):  # the keys of one call must share a hash slot
-            answers = await asyncio.gather(*(self._grab([grab]) for grab in grabs),
-                                           return_exceptions=True)
-            return [a if isinstance(a, Exception) else a[0] for a in answers]
-        return await self._grab(grabs)
-
-    async def _grab(self, grabs: list[tuple[int, int]]) -> list[list[int]]:
-        """Run the grab script on (rp_id, user_id) pairs; (outcome, slot, left) for each."""
-        flat = await GRAB(keys=[key for rp_id, _ in grabs for key in _parts(self.keys, rp_id)],
-                          args=[user_id for _, user_id in grabs], client=self.redis)
-        return [flat[i:i + 3] for i in range(0, len(flat), 3)]
+async def _grab(redis, keys: Keys, grabs: list[tuple[int, int]]) -> list[Take]:
+    flat = await GRAB(keys=[key for rp_id, _ in grabs for key in _parts(keys, rp_id)],
+                      args=[user_id for _, user_id in grabs], client=redis)
+    return [Take(*map(int, flat[i:i + 3])) for i in range(0, len(flat), 3)]
 
 
 async def load(redis, keys: Keys, rp_id: int, meta: dict, free: list[int],

@@ -1,7 +1,8 @@
-"""Wallets and the ledger. A balance only ever changes together with its ledger row."""
+"""Wallets and the ledger: the only module that writes either. A balance only ever changes
+together with its ledger row."""
 from typing import NamedTuple
 
-from storage.db import to_decimal, to_fen
+from storage.db import Pipeline, to_decimal, to_fen
 
 
 class Balance(NamedTuple):
@@ -41,6 +42,29 @@ async def debit(cur, user_id: int, fen: int, kind: str, ref: str, now: int) -> B
     if cur.rowcount != 1:
         return None
     return await _ledger(cur, user_id, -fen, kind, ref, now)
+
+
+def credit_shares(pipeline: Pipeline, share_ids: list[int], now: int) -> None:
+    """Queue crediting the wallets of the credited shares among `share_ids`, and their ledger
+    rows (kind `grab`, ref the share id), in a pipelined transaction that has just claimed them."""
+    which = ", ".join(["%s"] * len(share_ids))
+    # Wallets in user-id order, so that concurrent batches lock them in the same order.
+    pipeline.add(
+        "INSERT INTO wallets (user_id, balance, update_time)"
+        " SELECT user_id, SUM(money), %s FROM red_packet_log"
+        f" WHERE id IN ({which}) AND is_into_account = 1 GROUP BY user_id ORDER BY user_id"
+        " ON DUPLICATE KEY UPDATE balance = balance + VALUES(balance),"
+        " update_time = VALUES(update_time)",
+        [now] + share_ids)
+    # Each ledger row holds the balance right after its own movement: the wallet's final
+    # balance less what the same user's later shares of this batch added.
+    pipeline.add(
+        "INSERT INTO wallet_ledger (user_id, kind, ref, amount, balance, add_time)"
+        " SELECT s.user_id, 'grab', s.id, s.money, w.balance - COALESCE(SUM(s.money) OVER"
+        " (PARTITION BY s.user_id ORDER BY s.id ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING),"
+        " 0), %s FROM red_packet_log s JOIN wallets w ON w.user_id = s.user_id"
+        f" WHERE s.id IN ({which}) AND s.is_into_account = 1 ORDER BY s.user_id, s.id",
+        [now] + share_ids)
 
 
 async def movement(cur, kind: str, ref: str) -> dict | None:

@@ -5,7 +5,8 @@ import dataclasses
 import pytest
 
 from rtserver.errors import BadRequest, InvalidAmount, InvalidNumber
-from rtserver.limits import GROUP_LUCKY, GROUP_NORMAL, PERSONAL, Limits, PacketPlan, plan_packet
+from rtserver.limits import Limits, PacketPlan, plan_packet
+from storage.schema import PacketType
 
 DEFAULT_INTRO = "恭喜发财，大吉大利"
 BIG_GROUP = 500
@@ -13,19 +14,19 @@ BIG_GROUP = 500
 
 @pytest.mark.parametrize("type, number, amount, group_size, total, single", [
     # personal: exact bounds
-    (PERSONAL, 1, 1, None, 1, 1),
-    (PERSONAL, 1, 20000, None, 20000, 20000),
+    (PacketType.PERSONAL, 1, 1, None, 1, 1),
+    (PacketType.PERSONAL, 1, 20000, None, 20000, 20000),
     # group normal: amount is each share
-    (GROUP_NORMAL, 1, 1, 3, 1, 1),
-    (GROUP_NORMAL, 3, 20000, 3, 60000, 20000),
-    (GROUP_NORMAL, 100, 20000, BIG_GROUP, 2000000, 20000),
-    (GROUP_NORMAL, 100, 1, 100, 100, 1),
+    (PacketType.GROUP_NORMAL, 1, 1, 3, 1, 1),
+    (PacketType.GROUP_NORMAL, 3, 20000, 3, 60000, 20000),
+    (PacketType.GROUP_NORMAL, 100, 20000, BIG_GROUP, 2000000, 20000),
+    (PacketType.GROUP_NORMAL, 100, 1, 100, 100, 1),
     # group lucky: amount is the total
-    (GROUP_LUCKY, 1, 1, 2, 1, 0),
-    (GROUP_LUCKY, 100, 100, BIG_GROUP, 100, 0),          # 0.01 each
-    (GROUP_LUCKY, 100, 2000000, BIG_GROUP, 2000000, 0),  # 100 shares of 200.00 = 20000.00
-    (GROUP_LUCKY, 2, 40000, 2, 40000, 0),
-    (GROUP_LUCKY, 5, 12345, 5, 12345, 0),
+    (PacketType.GROUP_LUCKY, 1, 1, 2, 1, 0),
+    (PacketType.GROUP_LUCKY, 100, 100, BIG_GROUP, 100, 0),          # 0.01 each
+    (PacketType.GROUP_LUCKY, 100, 2000000, BIG_GROUP, 2000000, 0),  # 100 shares of 200.00 = 20000.00
+    (PacketType.GROUP_LUCKY, 2, 40000, 2, 40000, 0),
+    (PacketType.GROUP_LUCKY, 5, 12345, 5, 12345, 0),
 ])
 def test_plan_accepts(type, number, amount, group_size, total, single):
     plan = plan_packet(type, number, amount, None, group_size)
@@ -41,41 +42,41 @@ def test_plan_accepts(type, number, amount, group_size, total, single):
     (None, 1, 100, None, BadRequest),
     (1.0, 1, 100, None, BadRequest),
     # number
-    (PERSONAL, 2, 100, None, InvalidNumber),
-    (PERSONAL, 0, 100, None, InvalidNumber),
-    (PERSONAL, True, 100, None, InvalidNumber),
-    (GROUP_NORMAL, 0, 100, BIG_GROUP, InvalidNumber),
-    (GROUP_NORMAL, -1, 100, BIG_GROUP, InvalidNumber),
-    (GROUP_NORMAL, 101, 100, BIG_GROUP, InvalidNumber),
-    (GROUP_NORMAL, 4, 100, 3, InvalidNumber),             # above the group's size
-    (GROUP_LUCKY, 0, 100, BIG_GROUP, InvalidNumber),
-    (GROUP_LUCKY, 101, 10100, BIG_GROUP, InvalidNumber),
-    (GROUP_LUCKY, 4, 100, 3, InvalidNumber),
-    (GROUP_LUCKY, True, 100, BIG_GROUP, InvalidNumber),
-    (GROUP_LUCKY, 2.0, 100, BIG_GROUP, InvalidNumber),
-    (GROUP_LUCKY, "2", 100, BIG_GROUP, InvalidNumber),
-    (GROUP_LUCKY, None, 100, BIG_GROUP, InvalidNumber),
+    (PacketType.PERSONAL, 2, 100, None, InvalidNumber),
+    (PacketType.PERSONAL, 0, 100, None, InvalidNumber),
+    (PacketType.PERSONAL, True, 100, None, InvalidNumber),
+    (PacketType.GROUP_NORMAL, 0, 100, BIG_GROUP, InvalidNumber),
+    (PacketType.GROUP_NORMAL, -1, 100, BIG_GROUP, InvalidNumber),
+    (PacketType.GROUP_NORMAL, 101, 100, BIG_GROUP, InvalidNumber),
+    (PacketType.GROUP_NORMAL, 4, 100, 3, InvalidNumber),             # above the group's size
+    (PacketType.GROUP_LUCKY, 0, 100, BIG_GROUP, InvalidNumber),
+    (PacketType.GROUP_LUCKY, 101, 10100, BIG_GROUP, InvalidNumber),
+    (PacketType.GROUP_LUCKY, 4, 100, 3, InvalidNumber),
+    (PacketType.GROUP_LUCKY, True, 100, BIG_GROUP, InvalidNumber),
+    (PacketType.GROUP_LUCKY, 2.0, 100, BIG_GROUP, InvalidNumber),
+    (PacketType.GROUP_LUCKY, "2", 100, BIG_GROUP, InvalidNumber),
+    (PacketType.GROUP_LUCKY, None, 100, BIG_GROUP, InvalidNumber),
     # amount <= 0 and not fen
-    (PERSONAL, 1, 0, None, InvalidAmount),
-    (PERSONAL, 1, -1, None, InvalidAmount),
-    (GROUP_NORMAL, 2, 0, 2, InvalidAmount),
-    (GROUP_LUCKY, 2, 0, 2, InvalidAmount),
-    (GROUP_LUCKY, 2, -100, 2, InvalidAmount),
-    (PERSONAL, 1, 1.5, None, InvalidAmount),
-    (PERSONAL, 1, "100", None, InvalidAmount),
-    (PERSONAL, 1, True, None, InvalidAmount),
-    (PERSONAL, 1, None, None, InvalidAmount),
+    (PacketType.PERSONAL, 1, 0, None, InvalidAmount),
+    (PacketType.PERSONAL, 1, -1, None, InvalidAmount),
+    (PacketType.GROUP_NORMAL, 2, 0, 2, InvalidAmount),
+    (PacketType.GROUP_LUCKY, 2, 0, 2, InvalidAmount),
+    (PacketType.GROUP_LUCKY, 2, -100, 2, InvalidAmount),
+    (PacketType.PERSONAL, 1, 1.5, None, InvalidAmount),
+    (PacketType.PERSONAL, 1, "100", None, InvalidAmount),
+    (PacketType.PERSONAL, 1, True, None, InvalidAmount),
+    (PacketType.PERSONAL, 1, None, None, InvalidAmount),
     # personal upper bound
-    (PERSONAL, 1, 20001, None, InvalidAmount),
+    (PacketType.PERSONAL, 1, 20001, None, InvalidAmount),
     # group normal: each share within 0.01..200.00
-    (GROUP_NORMAL, 1, 20001, 3, InvalidAmount),
-    (GROUP_NORMAL, 100, 20001, BIG_GROUP, InvalidAmount),  # 100 x 200.01
+    (PacketType.GROUP_NORMAL, 1, 20001, 3, InvalidAmount),
+    (PacketType.GROUP_NORMAL, 100, 20001, BIG_GROUP, InvalidAmount),  # 100 x 200.01
     # group lucky: every share must fit in 0.01..200.00
-    (GROUP_LUCKY, 100, 99, BIG_GROUP, InvalidAmount),       # less than 0.01 each
-    (GROUP_LUCKY, 100, 2000001, BIG_GROUP, InvalidAmount),  # more than 200.00 each
-    (GROUP_LUCKY, 1, 20001, 2, InvalidAmount),
-    (GROUP_LUCKY, 2, 40001, 2, InvalidAmount),
-    (GROUP_LUCKY, 2, 1, 2, InvalidAmount),
+    (PacketType.GROUP_LUCKY, 100, 99, BIG_GROUP, InvalidAmount),       # less than 0.01 each
+    (PacketType.GROUP_LUCKY, 100, 2000001, BIG_GROUP, InvalidAmount),  # more than 200.00 each
+    (PacketType.GROUP_LUCKY, 1, 20001, 2, InvalidAmount),
+    (PacketType.GROUP_LUCKY, 2, 40001, 2, InvalidAmount),
+    (PacketType.GROUP_LUCKY, 2, 1, 2, InvalidAmount),
 ])
 def test_plan_refuses(type, number, amount, group_size, error):
     with pytest.raises(error) as exc:
@@ -92,27 +93,27 @@ def test_codes_match_protocol(error, code):
 
 def test_max_payment():
     limits = Limits(max_payment=50000)
-    assert plan_packet(GROUP_NORMAL, 5, 10000, None, 10, limits).total == 50000
-    assert plan_packet(GROUP_LUCKY, 5, 50000, None, 10, limits).total == 50000
+    assert plan_packet(PacketType.GROUP_NORMAL, 5, 10000, None, 10, limits).total == 50000
+    assert plan_packet(PacketType.GROUP_LUCKY, 5, 50000, None, 10, limits).total == 50000
     with pytest.raises(InvalidAmount):
-        plan_packet(GROUP_NORMAL, 5, 10001, None, 10, limits)
+        plan_packet(PacketType.GROUP_NORMAL, 5, 10001, None, 10, limits)
     with pytest.raises(InvalidAmount):
-        plan_packet(GROUP_LUCKY, 5, 50001, None, 10, limits)
+        plan_packet(PacketType.GROUP_LUCKY, 5, 50001, None, 10, limits)
     with pytest.raises(InvalidAmount):
-        plan_packet(PERSONAL, 1, 50001, None, None, Limits(max_personal=100000, max_payment=50000))
+        plan_packet(PacketType.PERSONAL, 1, 50001, None, None, Limits(max_personal=100000, max_payment=50000))
 
 
 def test_nonstandard_limits():
     limits = Limits(max_shares=5, min_share=100, max_share=1000, max_personal=500)
-    assert plan_packet(GROUP_LUCKY, 5, 500, None, 10, limits).total == 500
+    assert plan_packet(PacketType.GROUP_LUCKY, 5, 500, None, 10, limits).total == 500
     with pytest.raises(InvalidNumber):
-        plan_packet(GROUP_LUCKY, 6, 600, None, 10, limits)
+        plan_packet(PacketType.GROUP_LUCKY, 6, 600, None, 10, limits)
     with pytest.raises(InvalidAmount):
-        plan_packet(GROUP_LUCKY, 5, 499, None, 10, limits)
+        plan_packet(PacketType.GROUP_LUCKY, 5, 499, None, 10, limits)
     with pytest.raises(InvalidAmount):
-        plan_packet(GROUP_NORMAL, 2, 99, None, 10, limits)
+        plan_packet(PacketType.GROUP_NORMAL, 2, 99, None, 10, limits)
     with pytest.raises(InvalidAmount):
-        plan_packet(PERSONAL, 1, 501, None, None, limits)
+        plan_packet(PacketType.PERSONAL, 1, 501, None, None, limits)
 
 
 def test_limits_defaults_and_frozen():
@@ -137,15 +138,15 @@ def test_limits_defaults_and_frozen():
     ("🧧" * 25, "🧧" * 25),
 ])
 def test_intro_accepted(intro, expected):
-    assert plan_packet(PERSONAL, 1, 100, intro, None).intro == expected
+    assert plan_packet(PacketType.PERSONAL, 1, 100, intro, None).intro == expected
 
 
 @pytest.mark.parametrize("intro", ["a" * 26, "红" * 26, "🧧" * 26, 123, b"hi", ["hi"], True])
 def test_intro_refused(intro):
     with pytest.raises(BadRequest):
-        plan_packet(GROUP_LUCKY, 2, 100, intro, 2)
+        plan_packet(PacketType.GROUP_LUCKY, 2, 100, intro, 2)
 
 
 def test_group_size_required_for_groups():
     with pytest.raises(ValueError):
-        plan_packet(GROUP_NORMAL, 2, 100, None, None)
+        plan_packet(PacketType.GROUP_NORMAL, 2, 100, None, None)

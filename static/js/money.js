@@ -3,6 +3,8 @@
 // The limits mirror rtserver/limits.py (Limits' defaults) so the form can say what is wrong
 // while the user types; the server checks again and its answer is the one that counts.
 
+import { PacketType } from "./protocol.js";
+
 export const LIMITS = {
   maxShares: 100,
   minShare: 1,          // fen: 0.01
@@ -12,10 +14,6 @@ export const LIMITS = {
   maxIntro: 25,         // characters (code points, as Python's len counts them)
   defaultIntro: "恭喜发财，大吉大利",
 };
-
-export const PERSONAL = 1;
-export const GROUP_NORMAL = 2;
-export const GROUP_LUCKY = 3;
 
 // What a person may type: no sign, no exponent, at most two places ("5", "5.2"). The wire
 // takes only formatFen's exactly two places ("5.00", "5.20"), as rtserver/money.py does.
@@ -52,7 +50,7 @@ export function checkPacket(form) {
   const amountText = String(form.amount ?? "").trim();
   let number = 1;
   let error = null;
-  if (type !== PERSONAL) {
+  if (type !== PacketType.PERSONAL) {
     if (numberText === "") return { total: null, error: null, ready: false };
     if (!/^[0-9]{1,4}$/.test(numberText)) return bad("红包个数须为整数");
     number = Number(numberText);
@@ -68,10 +66,10 @@ export function checkPacket(form) {
   if (fen === null) return bad("金额格式不正确，最多两位小数");
   if (fen <= 0) return bad("金额须大于0", 0);
   let total;
-  if (type === PERSONAL) {
+  if (type === PacketType.PERSONAL) {
     total = fen;
     if (fen > LIMITS.maxPersonal) return bad(`单个红包金额不可超过${formatFen(LIMITS.maxPersonal)}元`, total);
-  } else if (type === GROUP_NORMAL) {
+  } else if (type === PacketType.GROUP_NORMAL) {
     total = fen * number;
     if (fen > LIMITS.maxShare) return bad(`单个红包金额不可超过${formatFen(LIMITS.maxShare)}元`, total);
   } else {

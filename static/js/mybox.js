@@ -1,8 +1,8 @@
 // 我的红包: the received and sent boxes (packet.list), a year at a time, with the year's totals.
 
 import { avatar, clear, h, shortTime } from "./dom.js";
-import { GROUP_LUCKY } from "./money.js";
 import { showDetail } from "./packets.js";
+import { PacketType, PayStatus } from "./protocol.js";
 import { app, knowPacket, refusal, show } from "./state.js";
 
 const YEARS_SHOWN = 5;
@@ -77,7 +77,7 @@ function appendItems(list, reply) {
 function receivedItem(item) {
   return h("li.box-item", { dataset: { rp: item.rp_id }, on: { click: () => showDetail(item.rp_id) } },
     h("div.box-left",
-      h("div.box-name", item.sender.name, item.type === GROUP_LUCKY && h("span.pin", "拼")),
+      h("div.box-name", item.sender.name, item.type === PacketType.GROUP_LUCKY && h("span.pin", "拼")),
       h("div.box-time", shortTime(item.time))),
     h("div.box-right",
       h("div.box-money", `${item.money}元`),
@@ -87,8 +87,8 @@ function receivedItem(item) {
 const SENT_STATUS = { active: "未领完", finished: "已领完", expired: "已过期", voided: "已失效", unpaid: "未支付" };
 
 function sentItem(item) {
-  const kind = item.type === GROUP_LUCKY ? "拼手气红包" : "普通红包";
-  const status = item.pay_status === 2 && item.status === "active" ? "等待到账" : SENT_STATUS[item.status];
+  const kind = item.type === PacketType.GROUP_LUCKY ? "拼手气红包" : "普通红包";
+  const status = item.pay_status === PayStatus.AWAITING_SETTLEMENT && item.status === "active" ? "等待到账" : SENT_STATUS[item.status];
   return h("li.box-item", { dataset: { rp: item.rp_id }, on: { click: () => showDetail(item.rp_id) } },
     h("div.box-left",
       h("div.box-name", kind),

@@ -2,10 +2,9 @@
 // detail page (看看大家的手气), kept current by the packet events.
 
 import { avatar, clear, clockTime, duration, h, toast } from "./dom.js";
-import { GROUP_LUCKY, PERSONAL } from "./money.js";
+import { PacketType, PayStatus } from "./protocol.js";
 import { app, changed, knowPacket, learnName, refusal, serverNow, show } from "./state.js";
 
-const AWAITING_SETTLEMENT = 2;  // pay_status: the app said paid, the provider has not yet
 
 // ---- What a packet looks like to this user ----
 
@@ -25,11 +24,11 @@ export function bubbleState(known) {
   const s = known.summary;
   const status = statusNow(s);
   if (known.mine) return { text: "已领取", done: true };
-  if (status === "finished") return { text: s.type === PERSONAL ? "已被领取" : "已被领完", done: true };
+  if (status === "finished") return { text: s.type === PacketType.PERSONAL ? "已被领取" : "已被领完", done: true };
   if (status === "expired") return { text: "已过期", done: true };
   if (status === "voided") return { text: "已失效", done: true };
-  if (s.pay_status === AWAITING_SETTLEMENT) return { text: "等待到账", done: false };
-  return { text: s.type === PERSONAL && s.sender.id !== app.me.id ? "领取红包" : "", done: false };
+  if (s.pay_status === PayStatus.AWAITING_SETTLEMENT) return { text: "等待到账", done: false };
+  return { text: s.type === PacketType.PERSONAL && s.sender.id !== app.me.id ? "领取红包" : "", done: false };
 }
 
 export { redrawBubbles };
@@ -105,7 +104,7 @@ export async function tapPacket(rpId) {
   const known = await ensureKnown(rpId);
   const s = known.summary;
   if (known.mine) return showDetail(rpId);
-  if (s.type === PERSONAL && s.sender.id === app.me.id) return showDetail(rpId);
+  if (s.type === PacketType.PERSONAL && s.sender.id === app.me.id) return showDetail(rpId);
   const status = statusNow(s);
   redrawBubbles(rpId);
   if (status === "finished") return openEnvelope(rpId, "too_slow");
@@ -193,7 +192,7 @@ function detailView({ packet: p, mine, grabs }) {
   const parts = [
     h("div.detail-sender", avatar(p.sender, "small"),
       h("span.detail-title", `${p.sender.name}的红包`),
-      p.type === GROUP_LUCKY && h("span.pin", "拼")),
+      p.type === PacketType.GROUP_LUCKY && h("span.pin", "拼")),
     h("div.detail-intro", p.intro),
   ];
   if (mine) {
@@ -201,7 +200,7 @@ function detailView({ packet: p, mine, grabs }) {
     parts.push(h(`div.detail-arrival${mine.into_account ? "" : ".pending"}`,
       mine.into_account ? "已存入零钱，可直接消费" : "到账中：付款确认后存入零钱"));
   }
-  if (p.pay_status === AWAITING_SETTLEMENT) {
+  if (p.pay_status === PayStatus.AWAITING_SETTLEMENT) {
     parts.push(h("div.detail-awaiting", "等待到账：付款方的支付尚在确认中"));
   }
   parts.push(h("div.detail-summary", summaryLine(p)));
@@ -210,7 +209,7 @@ function detailView({ packet: p, mine, grabs }) {
     h("div.grab-who", h("div.grab-name", g.user.name), h("div.grab-time", clockTime(g.time))),
     h("div.grab-right",
       h("div.grab-money", `${g.money}元`),
-      p.pay_status === AWAITING_SETTLEMENT && h("div.grab-pending", "到账中"),
+      p.pay_status === PayStatus.AWAITING_SETTLEMENT && h("div.grab-pending", "到账中"),
       g.is_good && h("div.best", h("span.crown", "♛"), "手气最佳"))))));
   if (iSent && p.status === "active") parts.push(h("p.detail-foot", "未领取的红包，将于24小时后发起退款"));
   if (p.return_money) parts.push(h("p.detail-foot", `未领取的${p.return_money}元已退回零钱`));
@@ -220,7 +219,7 @@ function detailView({ packet: p, mine, grabs }) {
 /** WeChat's line above the grabs: how much is taken, or how fast it all went. */
 export function summaryLine(p) {
   const taken = `已领取${p.grabbed_count}/${p.number}个，共${p.grabbed_total}/${p.total}元`;
-  if (p.type === PERSONAL) {
+  if (p.type === PacketType.PERSONAL) {
     if (p.status === "finished") return `红包金额${p.total}元，已被领取`;
     if (p.status === "expired") return `红包金额${p.total}元，该红包已过期`;
     return `红包金额${p.total}元，等待对方领取`;
@@ -263,7 +262,7 @@ export function listen(conn) {
   conn.on("packet.settled", (ev) => {
     const known = app.packets.get(ev.rp_id);
     if (known) {
-      known.summary.pay_status = 1;
+      known.summary.pay_status = PayStatus.PAID;
       if (known.mine) known.mine.into_account = true;
       redrawBubbles(ev.rp_id);
     }
@@ -292,7 +291,7 @@ export function listen(conn) {
 export function watchSettlement(rpId) {
   const timer = setInterval(async () => {
     const known = await fetchDetail(rpId);
-    if (!known || known.summary.pay_status !== AWAITING_SETTLEMENT) {
+    if (!known || known.summary.pay_status !== PayStatus.AWAITING_SETTLEMENT) {
       clearInterval(timer);
       refreshShown(rpId);
     }

@@ -2,14 +2,15 @@
 // typing with the server's limits, then paid from the balance or through the sandbox provider.
 
 import { clear, h } from "./dom.js";
-import { checkPacket, formatFen, GROUP_LUCKY, GROUP_NORMAL, LIMITS, parseFen, PERSONAL } from "./money.js";
+import { checkPacket, formatFen, LIMITS, parseFen } from "./money.js";
 import { watchSettlement } from "./packets.js";
+import { PacketType, PayStatus } from "./protocol.js";
 import { app, newClientKey, refusal, show } from "./state.js";
 
 let form = null;  // {room, type, clientKey}
 
 export function openSendForm(room) {
-  form = { room, type: room.type === "group" ? GROUP_LUCKY : PERSONAL, clientKey: newClientKey() };
+  form = { room, type: room.type === "group" ? PacketType.GROUP_LUCKY : PacketType.PERSONAL, clientKey: newClientKey() };
   render();
   show("send");
 }
@@ -19,7 +20,7 @@ function render() {
   const body = clear(page.querySelector(".send-body"));
   const { room, type } = form;
   const group = room.type === "group";
-  const amountLabel = type === GROUP_LUCKY ? "总金额" : type === GROUP_NORMAL ? "单个金额" : "金额";
+  const amountLabel = type === PacketType.GROUP_LUCKY ? "总金额" : type === PacketType.GROUP_NORMAL ? "单个金额" : "金额";
 
   const rows = [h("div.form-error#send-error", { hidden: true })];
   if (group) {
@@ -30,15 +31,15 @@ function render() {
     if (room.members) rows.push(h("div.form-hint", `本群共${room.members}人`));
   }
   rows.push(h("div.form-row",
-    h("label", { for: "rp-amount" }, type === GROUP_LUCKY && h("span.pin", "拼"), amountLabel),
+    h("label", { for: "rp-amount" }, type === PacketType.GROUP_LUCKY && h("span.pin", "拼"), amountLabel),
     h("input#rp-amount", { inputmode: "decimal", placeholder: "¥0.00", autocomplete: "off" }),
     h("span.unit", "元")));
   if (group) {
-    const other = type === GROUP_LUCKY ? GROUP_NORMAL : GROUP_LUCKY;
+    const other = type === PacketType.GROUP_LUCKY ? PacketType.GROUP_NORMAL : PacketType.GROUP_LUCKY;
     rows.push(h("div.form-hint.switch",
-      type === GROUP_LUCKY ? "当前为拼手气红包，" : "当前为普通红包，",
+      type === PacketType.GROUP_LUCKY ? "当前为拼手气红包，" : "当前为普通红包，",
       h("a#rp-switch", { href: "#", on: { click: (e) => { e.preventDefault(); switchType(other); } } },
-        type === GROUP_LUCKY ? "改为普通红包" : "改为拼手气红包")));
+        type === PacketType.GROUP_LUCKY ? "改为普通红包" : "改为拼手气红包")));
   }
   rows.push(h("div.form-row.intro-row",
     h("textarea#rp-intro", { rows: 2, placeholder: LIMITS.defaultIntro, maxlength: 60 })));
@@ -100,7 +101,7 @@ async function send() {
   const amount = formatFen(parseFen(value("rp-amount").trim()));
   const args = { type: form.type, for_id: form.room.id, amount, pay_type: payType,
     client_key: form.clientKey };
-  if (form.type !== PERSONAL) args.number = Number(value("rp-number"));
+  if (form.type !== PacketType.PERSONAL) args.number = Number(value("rp-number"));
   if (intro) args.intro = intro;
   try {
     const created = await app.conn.request("packet.create", args);
@@ -131,6 +132,6 @@ async function paySandbox(created) {
     return { ok: false, code: "unavailable", message: String(err) };
   }
   const synced = await app.conn.request("packet.sync_paid", { rp_id: created.rp_id, result });
-  if (synced.ok && synced.pay_status === 2) watchSettlement(created.rp_id);
+  if (synced.ok && synced.pay_status === PayStatus.AWAITING_SETTLEMENT) watchSettlement(created.rp_id);
   return synced;
 }

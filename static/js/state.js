@@ -1,7 +1,8 @@
 // What the page knows: who is signed in, the rooms and their messages, the packets seen, and
 // the page on screen. One object, shared by the modules; the server is the truth, this a copy.
 
-import { PERSONAL } from "./money.js";
+import { PacketType } from "./protocol.js";
+
 
 export const app = {
   conn: null,
@@ -43,7 +44,7 @@ export function roomOfMessage(message) {
 
 /** The room a packet lives in, as this user sees it. */
 export function roomOfPacket(summary) {
-  if (summary.type !== PERSONAL) return groupKey(summary.for_id);
+  if (summary.type !== PacketType.PERSONAL) return groupKey(summary.for_id);
   return userKey(summary.sender.id === app.me.id ? summary.for_id : summary.sender.id);
 }
 

@@ -1,0 +1,25 @@
+"""Who may open (拆) a packet: one rule, whichever way the grab path learnt of the packet."""
+from rtserver.errors import Forbidden
+from rtserver.slots import Packet
+from storage.schema import PacketType
+
+
+def check_may_open(packet: Packet, user_id: int, is_member: bool) -> None:
+    """Refuse (Forbidden) a user who may not take a share of `packet`.
+
+    A personal packet is for the one person it was sent to: never its sender, who sees 等待对方
+    领取 instead. A group packet is for the members of its group (`is_member`, looked up by the
+    caller in its node's cache or in MariaDB), its sender among them, as in WeChat.
+    """
+    if packet.type == PacketType.PERSONAL:
+        if user_id == packet.sender:
+            raise Forbidden("the sender cannot open a personal packet")
+        if user_id != packet.for_id:
+            raise Forbidden("this packet is not for you")
+    elif not is_member:
+        raise Forbidden("not a member of this packet's group")
+
+
+def needs_membership(packet: Packet) -> bool:
+    """Whether `check_may_open` needs to know if the user is in the packet's group."""
+    return packet.type != PacketType.PERSONAL

@@ -1,0 +1,53 @@
+"""The unit of work's promise, in both its modes: every statement or none, and events only once
+committed."""
+import pytest
+
+from rtserver.hub import user_room
+from rtserver.uow import UnitOfWork
+from storage.db import is_duplicate
+
+
+async def wallet_row(ctx, user_id: int):
+    async with ctx.db.cursor() as cur:
+        await cur.execute("SELECT balance FROM wallets WHERE user_id = %s", (user_id,))
+        return await cur.fetchone()
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("pipelined", [False, True])
+async def test_a_failing_statement_undoes_the_others_and_its_events_never_go_out(
+        admin, connect, ctx, pipelined):
+    uid = await admin.user()
+    listener = await connect(uid)
+    stranger = 10**9 + uid  # no wallet yet: the first statement would make one
+    with pytest.raises(Exception) as refused:
+        async with UnitOfWork(ctx, pipelined) as uow:
+            make = ("INSERT INTO wallets (user_id, balance, update_time) VALUES (%s, 5, 0)",
+                    [stranger])
+            again = ("INSERT INTO wallets (user_id, balance, update_time) VALUES (%s, 0, 0)",
+                     [uid])  # the user's own wallet exists: a duplicate key
+            uow.emit([user_room(uid)], {"ev": "wallet", "balance": "5.00", "ledger_id": 0})
+            for sql, args in (make, again):
+                if pipelined:
+                    uow.pipeline.add(sql, args)
+                else:
+                    await uow.cur.execute(sql, args)
+            await uow.commit()
+    assert is_duplicate(refused.value)
+    assert await wallet_row(ctx, stranger) is None, "the first statement was rolled back"
+    await listener.request("ping")  # an event published before this reply has arrived by now
+    assert not listener.named("wallet")
+
+
+@pytest.mark.gen_test
+async def test_a_pipelined_unit_of_work_reads_its_results_after_commit_and_then_tells(
+        admin, connect, ctx):
+    uid = await admin.user()
+    listener = await connect(uid)
+    async with UnitOfWork(ctx, pipelined=True) as uow:
+        uow.pipeline.add("UPDATE users SET name = %s WHERE id = %s", ["改了名", uid])
+        read = uow.pipeline.add("SELECT name FROM users WHERE id = %s", [uid])
+        await uow.commit()
+        assert [r["name"] for r in read.rows] == ["改了名"]
+        uow.emit([user_room(uid)], {"ev": "renamed", "name": "改了名"})
+    assert (await listener.event("renamed"))["name"] == "改了名"
