@@ -26,6 +26,10 @@ log = logging.getLogger("rtserver.listener")
 BODY_TIMEOUT = 30  # seconds a request's body may take to arrive
 IDLE_TIMEOUT = 60  # seconds a kept-alive connection may wait for its next request
 ACCEPT_PAUSE = 0.1  # seconds the accept loop rests when no descriptor is left for a new socket
+# New connections taken in one turn of the event loop, at most (Tornado takes up to 128): a
+# flood of connections waits its turn in the kernel's queue, and the sockets already open are
+# served in between.
+ACCEPTS_PER_TURN = 16
 MAX_AWAITING_HEADERS = 2000  # connections waiting for a request's headers, at most (see below)
 FD_HEADROOM = 1024  # descriptors beyond the sockets: MariaDB, Redis, files, the listener
 OUT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
@@ -119,17 +123,24 @@ class AwaitingHeaders(tornado.httputil.HTTPMessageDelegate):
 
 
 class PatientSocket(socket.socket):
-    """A listening socket that, with no descriptor left for a new connection, stops accepting
-    for a moment and says so once a second, instead of failing (and being logged) every turn."""
+    """A listening socket that takes at most ACCEPTS_PER_TURN connections a turn, and, with no
+    descriptor left for a new connection, stops accepting for a moment and says so once a
+    second, instead of failing (and being logged) every turn."""
 
     @classmethod
     def taking(cls, sock: socket.socket) -> "PatientSocket":
         patient = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
         patient.setblocking(False)
         patient._logged, patient._unlogged = 0.0, 0
+        patient._taken = 0  # this turn
         return patient
 
     def accept(self):
+        if self._taken >= ACCEPTS_PER_TURN:
+            raise BlockingIOError(errno.EAGAIN, "enough for this turn")  # Tornado: next turn
+        if self._taken == 0:
+            tornado.ioloop.IOLoop.current().add_callback(self._next_turn)
+        self._taken += 1
         try:
             return super().accept()
         except OSError as exc:
@@ -139,6 +150,9 @@ class PatientSocket(socket.socket):
             self._say(exc)
             self._rest()
             raise BlockingIOError(errno.EAGAIN, "resting") from None  # Tornado: try later
+
+    def _next_turn(self) -> None:
+        self._taken = 0
 
     def _say(self, exc: OSError) -> None:
         now = time.monotonic()

@@ -1,14 +1,19 @@
 """PROTOCOL.md's "Hostile clients, round 2" inside one node: sockets per user and per node,
 requests being worked on, what a closed socket leaves behind, and the size of every answer."""
 import asyncio
+import collections
 import contextlib
+import socket
 
 import pytest
 import tornado.httpclient
+import tornado.ioloop
+import tornado.netutil
 
 from rtserver import auth, codec
 from rtserver.chat import HISTORY_BYTES, newest_within
 from rtserver.errors import NodeFull, TooManyConnections
+from rtserver.listener import ACCEPTS_PER_TURN, PatientSocket
 from rtserver.memory import Reclaimer
 from rtserver.quotas import HISTORY_BURST, REQUESTS_PER_CONNECTION, REQUESTS_PER_USER, Quotas
 from tests.test_hostile import upgrade
@@ -216,3 +221,39 @@ def test_a_full_collection_waits_until_most_of_a_burst_of_connections_is_gone():
         reclaimer.connection_ended()
     reclaimer.give_back()
     assert reclaimer.ended == 0 and reclaimer.open == 100
+
+
+@pytest.mark.gen_test
+async def test_a_burst_of_connections_is_taken_a_few_a_turn_and_none_is_lost():
+    # Tornado alone would take up to 128 in one turn of the loop, every open socket waiting.
+    loop = tornado.ioloop.IOLoop.current()
+    listener = PatientSocket.taking(tornado.netutil.bind_sockets(0, "127.0.0.1")[0])
+    taken_in = collections.Counter()  # turn of the loop → connections taken in it
+    turn, ticking = [0], [True]
+
+    def tick():  # runs once every turn of the loop
+        turn[0] += 1
+        if ticking[0]:
+            loop.add_callback(tick)
+
+    def taken(conn, _address):
+        taken_in[turn[0]] += 1
+        conn.close()
+
+    tick()
+    stop = tornado.netutil.add_accept_handler(listener, taken)
+    port = listener.getsockname()[1]
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(100)]
+    try:
+        for _ in range(200):
+            if sum(taken_in.values()) == 100:
+                break
+            await asyncio.sleep(0.01)
+        assert sum(taken_in.values()) == 100
+        assert max(taken_in.values()) <= ACCEPTS_PER_TURN
+    finally:
+        ticking[0] = False
+        stop()
+        listener.close()
+        for client in clients:
+            client.close()
