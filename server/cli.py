@@ -66,7 +66,7 @@ def audit(settings) -> int:
 async def _serve(settings) -> None:
     from handlers.base import MAX_BODY  # what any route but BaseHandler's reads at most
     from jobs.runner import JobRunner
-    from rtserver.app import make_app
+    from server.app import make_app
     from rtserver.context import close_context, open_context
     from rtserver.listener import listen, raise_fd_limit
     from rtserver.memory import TRIM_INTERVAL, calm_garbage_collector
