@@ -1,6 +1,7 @@
 """`rtserver serve --processes 2`, a real subprocess: two children answer on one port, a storm
 over both pays exactly, a killed child is replaced while the other serves, SIGTERM to the parent
-stops them all gracefully, and a child that keeps dying makes the parent exit 1.
+stops them all gracefully, the children follow a parent killed with SIGKILL, and a child that
+keeps dying makes the parent exit 1.
 
 Which process answered is read from `/metrics` (`rtserver_process_info`); each fetch is a new
 connection, which the kernel gives to one of the two listening sockets by its address hash.
@@ -15,6 +16,7 @@ import pytest
 import tornado.httpclient
 
 from rtserver.config import load
+from server.processes import check_port_free
 from tests.client import Admin
 from tests.conftest import IDS
 from tests.processes import Server, free_port
@@ -49,17 +51,22 @@ async def children_answering(server: Server) -> dict[int, int]:
     return seen
 
 
+def status(pid: int, field: str) -> str | None:
+    """A field of /proc/PID/status; None once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as lines:
+            return re.search(rf"^{field}:\s+(\S+)", lines.read(), re.M)[1]
+    except FileNotFoundError:
+        return None
+
+
 def parent_of(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        return int(re.search(r"^PPid:\s+(\d+)$", status.read(), re.M)[1])
+    return int(status(pid, "PPid"))
 
 
 def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+    """Exited: reaped, or a zombie that the reaper of orphans has not collected yet."""
+    return status(pid, "State") in (None, "Z")
 
 
 async def wait_for(proc, timeout: float = 40) -> int:
@@ -71,7 +78,6 @@ def test_processes_must_be_one_or_more_and_the_port_fixed():
     assert load(["--processes", "4"], {}).processes == 4
     with pytest.raises(SystemExit, match="--processes must be 1 or more"):
         load(["--processes=0"], {})
-    from server.processes import check_port_free
     with pytest.raises(SystemExit, match="needs a fixed --port"):
         check_port_free(0, "127.0.0.1")
 
@@ -94,7 +100,7 @@ async def test_a_killed_process_is_replaced_while_the_other_serves(settings, chi
     server = await serving(children, settings)
     first, second = await children_answering(server)
     os.kill(first, signal.SIGKILL)
-    while not gone(first):  # reaped by the parent: its listening socket is closed
+    while not gone(first):  # exited: its listening socket is closed with it
         await asyncio.sleep(0.01)
     http = tornado.httpclient.AsyncHTTPClient()
     for _ in range(20):  # the replacement waits a second before starting
@@ -122,6 +128,17 @@ async def test_sigterm_to_the_parent_stops_every_process_gracefully(settings, ch
         assert await asyncio.wait_for(client.closed, 15) == 1001
     assert await wait_for(server.proc) == 0
     assert all(gone(pid) for pid in sockets)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_children_stop_when_the_parent_is_killed(settings, children):
+    server = await serving(children, settings)
+    pids = await children_answering(server)
+    server.proc.kill()
+    deadline = time.monotonic() + 15
+    while not all(gone(pid) for pid in pids):
+        assert time.monotonic() < deadline, "a child serves on without its parent"
+        await asyncio.sleep(0.05)
 
 
 @pytest.mark.gen_test(timeout=60)
