@@ -14,6 +14,7 @@ import time
 
 import pytest
 import tornado.httpclient
+import tornado.netutil
 
 from rtserver.config import load
 from server.processes import check_port_free
@@ -76,13 +77,17 @@ async def wait_for(proc, timeout: float = 40) -> int:
     return await asyncio.get_running_loop().run_in_executor(None, proc.wait, timeout)
 
 
-def test_processes_must_be_one_or_more_and_the_port_fixed():
+def test_processes_must_be_one_or_more_and_the_port_fixed_and_free():
     assert load([], {}).processes == 1
     assert load(["--processes", "4"], {}).processes == 4
     with pytest.raises(SystemExit, match="--processes must be 1 or more"):
         load(["--processes=0"], {})
     with pytest.raises(SystemExit, match="needs a fixed --port"):
         check_port_free(0, "127.0.0.1")
+    # Another `--processes` server's socket: SO_REUSEPORT would let the children share it.
+    [taken] = tornado.netutil.bind_sockets(0, "127.0.0.1", reuse_port=True)
+    with taken, pytest.raises(OSError):
+        check_port_free(taken.getsockname()[1], "127.0.0.1")
 
 
 @pytest.mark.gen_test(timeout=60)
