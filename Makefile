@@ -37,8 +37,9 @@ run: install
 	@$(SERVICES) && $(VENV)/bin/rtserver migrate && \
 	  exec $(VENV)/bin/rtserver serve --dev --port=$(PORT)
 
+# The layers first (.importlinter): an import against them fails the run before any test.
 test: install
-	@$(SERVICES) && $(PY) -m pytest $(PYTEST_ARGS)
+	@$(VENV)/bin/lint-imports --no-cache --no-logo && $(SERVICES) && $(PY) -m pytest $(PYTEST_ARGS)
 
 # Not part of `make test`: a real server under load, against ceilings taken in the same run.
 bench: install $(VENV)/.bench-installed

@@ -5,8 +5,8 @@ setup(
     version="0.1.0",
     description="Red packets (红包) for chat apps, served in real time over WebSockets",
     python_requires=">=3.11",
-    packages=find_packages(include=["rtserver", "rtserver.*", "handlers", "handlers.*",
-                                    "storage", "storage.*", "jobs", "jobs.*"]),
+    packages=find_packages(include=["server", "server.*", "rtserver", "rtserver.*", "handlers",
+                                    "handlers.*", "storage", "storage.*", "jobs", "jobs.*"]),
     package_data={"storage": ["migrations/*.sql", "scripts/*.lua"]},
     install_requires=[
         "tornado>=6.4,<7",
@@ -27,11 +27,12 @@ setup(
             "setuptools<81",
             "playwright>=1.40,<2",  # the browser tests; they drive the system's Chromium
             "schemathesis>=4.32,<5",  # tests/test_openapi.py; 4.32 needs pytest<10, hypothesis<7
+            "import-linter>=2.1,<3",  # `make test` holds the layers to `.importlinter` first
         ],
         "bench": [
             "py-spy>=0.3,<1",  # `make bench BENCH_ARGS="--profile FILE"`
             "matplotlib>=3.7,<4",  # `make chaos` draws its run
         ],
     },
-    entry_points={"console_scripts": ["rtserver = rtserver.cli:main"]},
+    entry_points={"console_scripts": ["rtserver = server.cli:main"]},
 )

@@ -84,7 +84,7 @@ class Server:
         """Start serving; `flags` come last, so they win over the bench's own (`--rate-limit=50`).
         `raise_fds=False` leaves the server the descriptor limit it inherits."""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rtserver.cli", "serve", f"--port={self.port}",
+            [sys.executable, "-m", "server.cli", "serve", f"--port={self.port}",
              "--rate-limit=0", "--jobs=off", *flags],
             env=self.env, stdout=subprocess.DEVNULL, stderr=open(self.log, "w"),
             preexec_fn=raise_fd_limit if raise_fds else None)
@@ -378,7 +378,7 @@ def check_money(mysql_url: str, rp_ids: list[int], won: dict[str, dict[str, str]
             if held != told or balance != deposit_fen + sum(held.values()):
                 raise Wrong(f"user {user_id}: told {told}, holds {held}, balance {balance}")
     conn.close()
-    audit = subprocess.run([sys.executable, "-m", "rtserver.cli", "audit"], env=server.env,
+    audit = subprocess.run([sys.executable, "-m", "server.cli", "audit"], env=server.env,
                            capture_output=True, text=True)
     if audit.returncode != 0:
         raise Wrong("audit failed:\n" + audit.stdout)

@@ -17,6 +17,7 @@ class Settings:
 
     port: int = flag(8888, "HTTP and WebSocket port")
     address: str = flag("127.0.0.1", "address to listen on")
+    processes: int = flag(1, "serve processes sharing the port (SO_REUSEPORT), supervised")
     mysql_url: str = flag("mysql://root@127.0.0.1:3306/rtserver", "mysql://user:pass@host:port/db")
     redis_url: str = flag("redis://127.0.0.1:6379/0", "redis://host:port/db")
     redis_prefix: str = flag("rt:", "prefix of every Redis key and channel")
@@ -50,6 +51,8 @@ class Settings:
         """Fill the development secrets under --dev."""
         if self.jobs not in ("inline", "off"):
             raise SystemExit(f"rtserver: --jobs must be inline or off, not {self.jobs!r}")
+        if self.processes < 1:
+            raise SystemExit(f"rtserver: --processes must be 1 or more, not {self.processes}")
         if not self.dev:
             return self
         return dataclasses.replace(

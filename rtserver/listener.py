@@ -36,12 +36,13 @@ OUT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 def listen(app, port: int, address: str, header_timeout: float, reclaimer: Reclaimer,
-           **options):
-    """Serve `app` on `port`; return the server (stop it with `stop()`)."""
+           reuse_port: bool = False, **options):
+    """Serve `app` on `port`, beside other processes that bind it too if `reuse_port`; return
+    the server (stop it with `stop()`)."""
     server = GuardedServer(app, header_timeout=header_timeout, reclaimer=reclaimer, xheaders=True,
                            idle_connection_timeout=IDLE_TIMEOUT, body_timeout=BODY_TIMEOUT,
                            **options)
-    sockets = tornado.netutil.bind_sockets(port, address)
+    sockets = tornado.netutil.bind_sockets(port, address, reuse_port=reuse_port)
     server.add_sockets([PatientSocket.taking(s) for s in sockets])
     return server
 

@@ -1,8 +1,11 @@
 """Prometheus metrics: connections, requests by op and outcome, request latency."""
 import functools
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, Info
 
+# Which process answered the scrape: under `rtserver serve --processes N` each has its own
+# metrics, and a scrape of the shared port reaches one of them.
+PROCESS = Info("rtserver_process", "This process: its pid and its index among --processes")
 CONNECTIONS = Gauge("rtserver_connections", "Open WebSocket connections")
 REQUESTS = Counter("rtserver_requests_total", "Socket requests answered", ["op", "outcome"])
 LATENCY = Histogram("rtserver_request_seconds", "Time to answer a socket request", ["op"],

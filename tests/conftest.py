@@ -17,7 +17,7 @@ import pytest
 import redis as sync_redis
 
 from rtserver import auth
-from rtserver.app import make_app
+from server.app import make_app
 from rtserver.config import Settings
 from rtserver.context import close_context, open_context
 from storage.db import MysqlUrl
@@ -120,7 +120,7 @@ def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
                RTSERVER_REDIS_URL=settings.redis_url, RTSERVER_REDIS_PREFIX=settings.redis_prefix,
                RTSERVER_TOKEN_SECRET=settings.token_secret,
                RTSERVER_ADMIN_TOKEN=settings.admin_token)
-    return subprocess.run([sys.executable, "-m", "rtserver.cli", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "server.cli", *args], env=env,
                           capture_output=True, text=True, timeout=60)
 
 

@@ -69,7 +69,7 @@ class Rtserver(Child):
     """`rtserver COMMAND ...` (the real command line) against this run's database and Redis."""
 
     def __init__(self, settings: Settings, command: str, *args: str, log_path):
-        super().__init__([sys.executable, "-m", "rtserver.cli", command, *args], log_path,
+        super().__init__([sys.executable, "-m", "server.cli", command, *args], log_path,
                          rtserver_env(settings))
 
 

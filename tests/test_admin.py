@@ -8,7 +8,7 @@ import tornado.httpserver
 import tornado.testing
 
 from rtserver import auth
-from rtserver.app import make_app
+from server.app import make_app
 from rtserver.hub import Hub
 from storage.redis_client import connect as redis_connect
 

@@ -35,7 +35,7 @@ def test_a_missing_secret_outside_dev_stops_the_server_from_starting():
 
 def test_serve_without_secrets_says_what_is_missing():
     env = {k: v for k, v in os.environ.items() if not k.startswith("RTSERVER_")}
-    result = subprocess.run([sys.executable, "-m", "rtserver.cli", "serve"], env=env,
+    result = subprocess.run([sys.executable, "-m", "server.cli", "serve"], env=env,
                             capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
     assert "--token-secret (or RTSERVER_TOKEN_SECRET) is required" in result.stderr

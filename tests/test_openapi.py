@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from handlers.base import BaseHandler
-from rtserver.app import make_app
+from server.app import make_app
 
 CONFIG = pathlib.Path(__file__).with_name("schemathesis.toml")
 # Served, but not part of PROTOCOL.md's HTTP contract: development helpers of --dev.

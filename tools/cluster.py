@@ -95,8 +95,8 @@ def try_it(directory: pathlib.Path, ports=(8888, 8889)) -> None:
     """Run two rtserver nodes (--dev, jobs inline) on the cluster until interrupted."""
     signal.signal(signal.SIGTERM, interrupted)  # stop everything on SIGTERM as on ^C
     url = up(directory)
-    subprocess.run([sys.executable, "-m", "rtserver.cli", "migrate"], check=True)
-    nodes = [subprocess.Popen([sys.executable, "-m", "rtserver.cli", "serve", "--dev",
+    subprocess.run([sys.executable, "-m", "server.cli", "migrate"], check=True)
+    nodes = [subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--dev",
                                "--redis-cluster", f"--redis-url={url}", f"--port={port}"])
              for port in ports]
     print(f"cluster: Redis Cluster at {url}; rtserver at "

@@ -152,7 +152,7 @@ class World:
             supervised=True)
 
     def _rtserver(self, command: str, *args: str) -> list[str]:
-        return [sys.executable, "-m", "rtserver.cli", command, *args,
+        return [sys.executable, "-m", "server.cli", command, *args,
                 f"--packet-ttl={PACKET_TTL}", f"--payment-timeout={PAYMENT_TIMEOUT}",
                 f"--job-interval={JOB_INTERVAL}", f"--sandbox-secret={self.sandbox_secret}"]
 
@@ -184,7 +184,7 @@ class World:
         """Run `rtserver COMMAND` (the real command line), straight at MariaDB by default."""
         if command == "migrate":
             self._create_database()
-        return subprocess.run([sys.executable, "-m", "rtserver.cli", command],
+        return subprocess.run([sys.executable, "-m", "server.cli", command],
                               env=self.env(direct), capture_output=True, text=True, timeout=120)
 
     def _create_database(self) -> None:

@@ -1,48 +1,24 @@
-"""`rtserver serve | migrate | jobs | audit`."""
+"""One process of `rtserver serve` or `rtserver jobs`: open the context, run, close it on a signal."""
 import asyncio
 import logging
+import os
 import signal
-import sys
 
 import tornado.ioloop
-import tornado.log
 
-from rtserver import config
+from handlers.base import MAX_BODY  # what any route but BaseHandler's reads at most
+from jobs.runner import JobRunner
+from rtserver import metrics
+from rtserver.context import close_context, open_context
+from rtserver.listener import listen, raise_fd_limit
+from rtserver.memory import TRIM_INTERVAL, calm_garbage_collector
+from server.app import make_app
 
-USAGE = "usage: rtserver {serve,migrate,jobs,audit} [--flag=value ...]  (rtserver serve --help)"
 log = logging.getLogger("rtserver")
 
 SHUTDOWN_GRACE = 10  # seconds in-flight requests get to finish on SIGTERM
 # A frame is at most 1 MiB (handlers/socket.py); Tornado's default lets a peer buffer 100 MB.
 MAX_BUFFER = 4 << 20
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in COMMANDS:
-        print(USAGE, file=sys.stderr)
-        return 2
-    tornado.log.enable_pretty_logging()
-    logging.getLogger().setLevel(logging.INFO)
-    settings = config.load(argv[1:])
-    return COMMANDS[argv[0]](settings) or 0
-
-
-def migrate(settings) -> int:
-    from storage.migrate import migrate as apply
-    applied = apply(settings.mysql_url)
-    print("applied: " + ", ".join(applied) if applied else "schema up to date")
-    return 0
-
-
-def serve(settings) -> int:
-    run(settings, _serve(settings.require_secrets()))
-    return 0
-
-
-def jobs(settings) -> int:
-    run(settings, _jobs_alone(settings))
-    return 0
 
 
 def run(settings, main) -> None:
@@ -58,24 +34,16 @@ def run(settings, main) -> None:
         runner.run(main)
 
 
-def audit(settings) -> int:
-    from jobs.audit import run_audit
-    return asyncio.run(run_audit(settings))
-
-
-async def _serve(settings) -> None:
-    from handlers.base import MAX_BODY  # what any route but BaseHandler's reads at most
-    from jobs.runner import JobRunner
-    from rtserver.app import make_app
-    from rtserver.context import close_context, open_context
-    from rtserver.listener import listen, raise_fd_limit
-    from rtserver.memory import TRIM_INTERVAL, calm_garbage_collector
-
+async def serve(settings, index: int = 0) -> None:
+    """Serve until SIGTERM or SIGINT, then stop gracefully; `index` is this process's place
+    among `--processes` (each of them binds the port with SO_REUSEPORT)."""
+    metrics.PROCESS.info({"pid": str(os.getpid()), "index": str(index)})
     raise_fd_limit(settings.max_connections)
     ctx = await open_context(settings)
     calm_garbage_collector()
     server = listen(make_app(ctx), settings.port, settings.address, settings.header_timeout,
-                    ctx.reclaimer, max_body_size=MAX_BODY, max_buffer_size=MAX_BUFFER)
+                    ctx.reclaimer, reuse_port=settings.processes > 1, max_body_size=MAX_BODY,
+                    max_buffer_size=MAX_BUFFER)
     memory = tornado.ioloop.PeriodicCallback(ctx.reclaimer.give_back, TRIM_INTERVAL * 1000)
     memory.start()
     runner = JobRunner(ctx) if settings.jobs == "inline" else None
@@ -96,10 +64,7 @@ async def _serve(settings) -> None:
     await close_context(ctx)
 
 
-async def _jobs_alone(settings) -> None:
-    from jobs.runner import JobRunner
-    from rtserver.context import close_context, open_context
-
+async def jobs_alone(settings) -> None:
     ctx = await open_context(settings)
     runner = JobRunner(ctx)
     runner.start()
@@ -114,9 +79,3 @@ async def _until_signalled() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-
-
-COMMANDS = {"serve": serve, "migrate": migrate, "jobs": jobs, "audit": audit}
-
-if __name__ == "__main__":
-    sys.exit(main())
