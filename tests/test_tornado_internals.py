@@ -17,7 +17,7 @@ from handlers.tornado_internals import RELIED_ON, WebSocketProtocol13, websocket
 
 HANDLERS = pathlib.Path(__file__).parent.parent / "handlers"
 # The modules that work inside Tornado's WebSocket implementation.
-WEBSOCKET_MODULES = ["frames.py", "socket.py"]
+WEBSOCKET_MODULES = ["frames.py", "socket.py", "connection.py"]
 
 
 class Detached:
