@@ -9,7 +9,9 @@ setup(
                                     "handlers.*", "storage", "storage.*", "jobs", "jobs.*"]),
     package_data={"storage": ["migrations/*.sql", "scripts/*.lua"]},
     install_requires=[
-        "tornado>=6.4,<7",
+        # Only the minor versions checked against handlers/tornado_internals.py: rtserver
+        # relies on Tornado's internals, and 6.5 already answers a chunked body differently.
+        "tornado>=6.6,<6.7",
         "aiomysql>=0.2,<0.4",
         "PyMySQL>=1.1,<2",
         "redis[hiredis]>=5.0,<9",

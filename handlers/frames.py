@@ -9,9 +9,9 @@ through Tornado's own handling (control frames, UTF-8, `on_message`), as before.
 import asyncio
 import struct
 
-import tornado.websocket
 from tornado.iostream import IOStream, StreamClosedError
-from tornado.util import _websocket_mask
+
+from handlers.tornado_internals import WebSocketProtocol13, websocket_mask
 
 FIN, RSV, RSV1, OPCODE, MASKED = 0x80, 0x70, 0x40, 0x0F, 0x80
 CONTINUATION, CLOSE, PING = 0x0, 0x8, 0x9
@@ -23,8 +23,11 @@ YIELD_AFTER_BYTES = 64 * 1024
 FRAME_COST = 1024  # what a frame counts for in that, besides its bytes
 
 
-class BulkFrameProtocol(tornado.websocket.WebSocketProtocol13):
-    """Tornado's protocol with one read per burst of frames, not three per frame."""
+class BulkFrameProtocol(WebSocketProtocol13):
+    """Tornado's protocol with one read per burst of frames, not three per frame.
+
+    It works with Tornado's state as Tornado's own reader does: each name it uses is listed,
+    with why, in handlers/tornado_internals.py."""
 
     async def _receive_frame_loop(self) -> None:
         buffer = bytearray()
@@ -85,7 +88,7 @@ class BulkFrameProtocol(tornado.websocket.WebSocketProtocol13):
         end = start + length
         if len(data) < end:
             return 0
-        payload = _websocket_mask(mask, bytes(data[start:end]))
+        payload = websocket_mask(mask, bytes(data[start:end]))
         message = self._whole_message(header & FIN, opcode, payload)
         if message is not None and self._admit(message[0]):
             handled = self._handle_message(*message)
