@@ -15,7 +15,6 @@ from rtserver import views
 from rtserver.batching import Batcher, Closed
 from rtserver.context import Context
 from rtserver.errors import OutcomeUnknown
-from rtserver.finishing import finisher_of
 from rtserver.hub import user_room
 from rtserver.money import format_fen
 from rtserver.slots import Packet
@@ -56,7 +55,6 @@ class Booker:
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.finisher = finisher_of(ctx)
         self.batches = Batcher(self._book_batch, size=MAX_BATCH, lanes=WRITERS)
 
     async def book(self, packet: Packet, user_id: int, slot: int, last: bool) -> dict | None:
@@ -78,7 +76,7 @@ class Booker:
     async def _book_batch(self, batch: list[Claim]) -> list:
         """Each claim's answer, with the check of the batch's packets for a finish."""
         answers = await self._answers(batch)
-        checked = self.finisher.check({c.rp_id for c in batch})
+        checked = self.ctx.finisher.check({c.rp_id for c in batch})
         return [a if isinstance(a, Exception) else (a, checked) for a in answers]
 
     async def _answers(self, batch: list[Claim]) -> list:
@@ -97,12 +95,6 @@ class Booker:
             except Exception as exc:
                 answers.append(exc)
         return answers
-
-
-def booker_of(ctx: Context) -> Booker:
-    if ctx.booker is None:
-        ctx.booker = Booker(ctx)
-    return ctx.booker
 
 
 async def book_alone(ctx: Context, claim: Claim) -> dict | None:

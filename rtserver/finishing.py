@@ -121,12 +121,12 @@ async def finish_taken(ctx: Context, rp_ids) -> None:
     async with ctx.db.cursor() as cur:
         taken = await packets.taken_but_unfinished(cur, drained)
     for rp_id in taken:
-        finisher_of(ctx).known_booked(rp_id)  # 手慢了 is true from here on, finished or not
+        ctx.finisher.known_booked(rp_id)  # 手慢了 is true from here on, finished or not
     await asyncio.gather(*(finish(ctx, rp_id) for rp_id in taken))
     if len(taken) < len(drained):  # the others may have been finished elsewhere
         async with ctx.db.cursor() as cur:
             for rp_id in await packets.finished_among(cur, set(drained) - set(taken)):
-                finisher_of(ctx).known_finished(rp_id)
+                ctx.finisher.known_finished(rp_id)
 
 
 async def finish(ctx: Context, rp_id: int) -> None:
@@ -155,11 +155,4 @@ async def do_finish(uow: UnitOfWork, rp_id: int) -> bool:
 
 
 async def _known_finished(ctx: Context, rp_id: int) -> None:
-    finisher_of(ctx).known_finished(rp_id)
-
-
-def finisher_of(ctx: Context) -> Finisher:
-    """This node's finisher (made the first time it is needed; `close_context` closes it)."""
-    if ctx.finisher is None:
-        ctx.finisher = Finisher(ctx)
-    return ctx.finisher
+    ctx.finisher.known_finished(rp_id)

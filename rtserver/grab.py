@@ -10,10 +10,9 @@ import asyncio
 import time
 
 from rtserver import access, lifecycle
-from rtserver.booking import already, booker_of, share_outcome
+from rtserver.booking import already, share_outcome
 from rtserver.context import Context
 from rtserver.errors import NotFound, NotPaid, OutcomeUnknown, Unavailable
-from rtserver.finishing import finisher_of
 from rtserver.opening import check_may_open, needs_membership
 from rtserver.slots import Packet, load_slots
 from storage import packets, people, slots
@@ -46,7 +45,7 @@ async def grab(ctx: Context, user_id: int, rp_id: int) -> dict:
             return await too_slow(ctx, rp_id)
         if take.outcome == slots.ALREADY:
             if take.left == 0:
-                finisher_of(ctx).notice_drained(rp_id)
+                ctx.finisher.notice_drained(rp_id)
             # What an earlier tap of this user won with the slot they hold; nothing if that
             # request died before booking it, so that this grab books it.
             if answer := await share_outcome(ctx, rp_id, user_id, take.slot):
@@ -60,7 +59,7 @@ async def grab(ctx: Context, user_id: int, rp_id: int) -> dict:
 async def too_slow(ctx: Context, rp_id: int) -> dict:
     """手慢了, once every share is booked: they went to others. A slot taken but not booked yet
     may still come back to the packet (a Redis rebuild, a refund), so until then, no answer."""
-    if await finisher_of(ctx).until_booked(rp_id, TOO_SLOW_PATIENCE):
+    if await ctx.finisher.until_booked(rp_id, TOO_SLOW_PATIENCE):
         return {"result": "too_slow"}
     raise Unavailable("the last shares are still being booked; tap again")
 
@@ -72,7 +71,7 @@ async def book(ctx: Context, packet: Packet, user_id: int, take: slots.Take) -> 
     Booking again is safe: a share this user holds already is found so, and if this grab's own
     first attempt booked it (a commit whose reply was lost), the grab won it now."""
     answer, retried = await until_known(
-        lambda: booker_of(ctx).book(packet, user_id, take.slot, take.left == 0))
+        lambda: ctx.booker.book(packet, user_id, take.slot, take.left == 0))
     if retried and answer is not None and answer["result"] == "already":
         return {**answer, "result": "ok"}
     return answer

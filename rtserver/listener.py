@@ -11,7 +11,6 @@ import errno
 import logging
 import resource
 import socket
-import time
 
 import tornado.httpserver
 import tornado.httputil
@@ -20,6 +19,7 @@ import tornado.netutil
 
 from rtserver import metrics
 from rtserver.memory import Reclaimer
+from rtserver.sparing_log import OncePerSecond
 
 log = logging.getLogger("rtserver.listener")
 
@@ -132,7 +132,7 @@ class PatientSocket(socket.socket):
     def taking(cls, sock: socket.socket) -> "PatientSocket":
         patient = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
         patient.setblocking(False)
-        patient._logged, patient._unlogged = 0.0, 0
+        patient._out_of_fds = OncePerSecond(log, logging.ERROR)
         patient._taken = 0  # this turn
         return patient
 
@@ -156,13 +156,7 @@ class PatientSocket(socket.socket):
         self._taken = 0
 
     def _say(self, exc: OSError) -> None:
-        now = time.monotonic()
-        if now - self._logged < 1:
-            self._unlogged += 1
-            return
-        again = f" ({self._unlogged} more times since the last line)" if self._unlogged else ""
-        log.error("cannot accept connections: %s%s", exc.strerror, again)
-        self._logged, self._unlogged = now, 0
+        self._out_of_fds.say("cannot accept connections: %s", exc.strerror)
 
     def _rest(self) -> None:
         """Stop watching for connections; the kernel keeps them queued meanwhile."""

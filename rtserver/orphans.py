@@ -3,7 +3,6 @@ died in between): a sweep books them, so every share ends grabbed or refunded, n
 import logging
 import time
 
-from rtserver.booking import booker_of
 from rtserver.context import Context
 from rtserver.slots import Packet, load_slots
 from storage import packets, slots
@@ -38,7 +37,7 @@ async def _book(ctx: Context, packet: Packet, user_id: int, seq: int, last: bool
     """Book one orphaned grab. One that MariaDB refuses (a wallet too full for its share) is
     left for the expiry refund: it must not stop the sweep for every orphan after it."""
     try:
-        answer = await booker_of(ctx).book(packet, user_id, seq, last)
+        answer = await ctx.booker.book(packet, user_id, seq, last)
     except Exception as exc:
         if not is_refused(exc):
             raise

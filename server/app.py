@@ -8,6 +8,7 @@ from handlers import admin, dev, health, openapi, pay, socket
 from handlers.base import StaticFiles
 from rtserver import metrics
 from rtserver.context import Context
+from rtserver.sparing_log import OncePerSecond
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 STATIC = ROOT / "static"
@@ -32,10 +33,22 @@ def make_app(ctx: Context) -> tornado.web.Application:
     )
 
 
+_refusals: dict[int, OncePerSecond] = {}  # the access log's lines for each refusing status
+
+
 def log_request(handler: tornado.web.RequestHandler) -> None:
-    """Log a request by its path only: queries carry tokens, and tokens never reach a log."""
+    """Log a request by its path only: queries carry tokens, and tokens never reach a log.
+
+    Refusals (4xx, 5xx) are what a flood makes: one line a second for each status at most."""
     status = handler.get_status()
     metrics.HTTP.labels(type(handler).__name__, str(status)).inc()
-    level = access_log.info if status < 400 else access_log.warning if status < 500 else access_log.error
-    level("%d %s %s %.1fms", status, handler.request.method, handler.request.path,
-          1000.0 * handler.request.request_time())
+    line = ("%d %s %s %.1fms", status, handler.request.method, handler.request.path,
+            1000.0 * handler.request.request_time())
+    if status < 400:
+        access_log.info(*line)
+    else:
+        if status not in _refusals:
+            _refusals[status] = OncePerSecond(access_log, logging.WARNING if status < 500
+                                              else logging.ERROR)
+        _refusals[status].say(*line)
+

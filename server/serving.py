@@ -9,7 +9,7 @@ import tornado.ioloop
 from handlers.base import MAX_BODY  # what any route but BaseHandler's reads at most
 from jobs.runner import JobRunner
 from rtserver import metrics
-from rtserver.context import close_context, open_context
+from server.context import close_context, open_context
 from rtserver.listener import listen, raise_fd_limit
 from rtserver.memory import TRIM_INTERVAL, calm_garbage_collector
 from server.app import make_app

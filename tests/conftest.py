@@ -19,7 +19,7 @@ import redis as sync_redis
 from rtserver import auth
 from server.app import make_app
 from rtserver.config import Settings
-from rtserver.context import close_context, open_context
+from server.context import close_context, open_context
 from storage.db import MysqlUrl
 from storage.migrate import migrate
 from tests.client import Admin, Client

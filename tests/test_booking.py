@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from rtserver import orphans
-from rtserver.booking import Claim, book_together
+from rtserver.booking import Booker, Claim, book_together
 from rtserver.slots import load_slots
 from storage import slots
 from tests.test_packets import cents, create_and_pay, group_with
@@ -77,7 +77,7 @@ async def test_a_grab_reaching_a_stopping_node_is_not_answered_and_the_retry_boo
     await b.send({"op": "packet.grab", "id": 1, "rp_id": rp_id})
     assert await asyncio.wait_for(b.closed, 10) == 1013
     assert not [f for f in b.events if f.get("re") == 1], "no answer was given"
-    ctx.booker = None  # the node again, started anew
+    ctx.booker = Booker(ctx)  # the node again, started anew
     b = await connect(users[2])
     again = await b.request("packet.grab", rp_id=rp_id)
     assert (again["result"], again["money"]) == ("ok", "1.00")

@@ -3,6 +3,7 @@ requests being worked on, what a closed socket leaves behind, and the size of ev
 import asyncio
 import collections
 import contextlib
+import logging
 import socket
 
 import pytest
@@ -10,7 +11,7 @@ import tornado.httpclient
 import tornado.ioloop
 import tornado.netutil
 
-from rtserver import auth, codec
+from rtserver import auth, codec, sparing_log
 from rtserver.chat import HISTORY_BYTES, newest_within
 from rtserver.errors import NodeFull, TooManyConnections
 from rtserver.listener import ACCEPTS_PER_TURN, PatientSocket
@@ -257,3 +258,17 @@ async def test_a_burst_of_connections_is_taken_a_few_a_turn_and_none_is_lost():
         listener.close()
         for client in clients:
             client.close()
+
+
+def test_a_line_a_flood_repeats_is_written_once_a_second_with_the_count_held_back(
+        monkeypatch, caplog):
+    now = [1000.0]
+    monkeypatch.setattr(sparing_log.time, "monotonic", lambda: now[0])
+    line = sparing_log.OncePerSecond(logging.getLogger("rtserver.test"), logging.WARNING)
+    with caplog.at_level(logging.WARNING, "rtserver.test"):
+        for _ in range(5 * 1024):  # five seconds of 1,024 refusals a second (exact in binary)
+            line.say("429 GET %s", "/ws")
+            now[0] += 1 / 1024
+    said = [r.getMessage() for r in caplog.records]
+    assert said[0] == "429 GET /ws"
+    assert said[1:] == ["429 GET /ws (1023 more times since the last line)"] * 4
