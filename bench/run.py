@@ -234,6 +234,16 @@ def scenario_storm(servers: list[Server], grabbers: list[int], rp_ids: list[int]
     return storm, won
 
 
+def measured_storm(servers: list[Server], sender: int, group: int, grabbers: list[int],
+                   packets: int, shares: int) -> tuple[dict, list[int], dict]:
+    """A warm-up storm, then a measured one, on `servers`: its figures, and the packets and
+    wins of both for the money check."""
+    warm_ids, warm_won = warm_up(servers, sender, group, grabbers, shares)
+    rp_ids = asyncio.run(pay_packets(servers[0], sender, group, packets, shares, "100.00"))
+    storm, won = scenario_storm(servers, grabbers, rp_ids)
+    return storm_figures([storm], len(grabbers), packets), warm_ids + rp_ids, merge(warm_won, won)
+
+
 def storm_figures(storms: list[dict], clients: int, packets: int) -> dict:
     """Rates are the median storm's (the machine drifts between storms); latencies are pooled."""
     def rate(storm, results):
@@ -490,6 +500,11 @@ def table(figures: dict) -> str:
             (f"two nodes: {room}, chat", f"p50 {fan_two['chat_last_member_p50_ms']} ms",
              f"p99 {fan_two['chat_last_member_p99_ms']} ms"),
         ]
+    if "storm_2_processes" in figures:
+        two = figures["storm_2_processes"]
+        rows.append(("two processes: winning grabs", f"{two['won_per_s']} /s",
+                     f"{two['won_per_s'] / storm['won_per_s']:.2f}× one process; p99 ok "
+                     f"{two.get('ok_p99_ms')} ms"))
     if "idle" in figures:
         rows.append((f"idle {figures['idle']['connections']} connections",
                      f"{figures['idle']['kb_per_connection']} KB each",
@@ -521,8 +536,8 @@ def main() -> int:
     figures = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                            "platform": platform.platform()}}
     try:
-        # Enough for every packet of the run: the storms', two warm-ups, and fan-out's 0.01s.
-        storm_packets = (args.rounds + 1) * packets + 2 * WARM_UP_PACKETS
+        # Enough for every packet of the run: the storms', three warm-ups, and fan-out's 0.01s.
+        storm_packets = (args.rounds + 2) * packets + 3 * WARM_UP_PACKETS
         sender = provision(server, 1, 1, f"{storm_packets * 100 + 1}.00")[0]
         grabber_ids = provision(server, 2, grabbers, "0.01")
         storm_group = 900_001
@@ -565,18 +580,23 @@ def main() -> int:
         second = server.sibling()
         second.start()
         try:
-            warm_ids, warm_won = warm_up([server, second], sender, storm_group, grabber_ids,
-                                         shares)
-            more = asyncio.run(pay_packets(server, sender, storm_group, packets, shares,
-                                           "100.00"))
-            two_nodes, won_more = scenario_storm([server, second], grabber_ids, more)
-            figures["storm_2_nodes"] = storm_figures([two_nodes], grabbers, packets)
-            more, won_more = warm_ids + more, merge(warm_won, won_more)
+            figures["storm_2_nodes"], more, won_more = measured_storm(
+                [server, second], sender, storm_group, grabber_ids, packets, shares)
             check_money(mysql_url, rp_ids + more, merge(won, won_more), 1, server)
             figures["fanout_2_nodes"] = scenario_fanout([server, second], sender, fan_group,
                                                         room, 20)
         finally:
             second.stop()
+        rp_ids, won = rp_ids + more, merge(won, won_more)
+        # One node of two processes (--processes 2) on the same port, against the one above.
+        progress("two processes")
+        doubled = server.sibling()
+        doubled.start("--processes=2")
+        try:
+            figures["storm_2_processes"], more, won_more = measured_storm(
+                [doubled], sender, storm_group, grabber_ids, packets, shares)
+        finally:
+            doubled.stop()
         rp_ids, won = rp_ids + more, merge(won, won_more)
         if args.idle:
             progress(f"{args.idle} idle connections")

@@ -24,7 +24,7 @@ def test_a_short_soak_under_every_kind_of_fault_breaks_no_guarantee():
         pytest.skip("the soak needs the system's mariadbd and redis-server")
     run = subprocess.run([sys.executable, "-m", "bench.chaos", "--seconds", str(SECONDS),
                           "--seed", str(SEED)], cwd=ROOT, capture_output=True, text=True,
-                         timeout=SECONDS + 120)
+                         timeout=SECONDS + 240)
     lines = run.stdout.strip().splitlines()
     assert lines, f"the soak printed nothing (exit {run.returncode}):\n{run.stderr[-3000:]}"
     summary = json.loads(lines[-1])

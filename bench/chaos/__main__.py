@@ -20,11 +20,14 @@ from bench.chaos.http import Http
 from bench.chaos.people import People
 from bench.chaos.workload import Workload
 from bench.chaos.world import JOB_INTERVAL, PACKET_TTL, PAYMENT_TIMEOUT, World
+from rtserver.settlement import UNSETTLED_GRACE
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 QUIET_TAIL = 10.0  # seconds at the end of the run with grabs and faults but no new packets
 PENDING_WAIT = 60.0  # seconds the workload's last flows (late notifications) may take, at most
-SETTLE_WAIT = PACKET_TTL + PAYMENT_TIMEOUT + 5 * JOB_INTERVAL + 5
+# Long enough for the last safety net: a share whose settlement message Redis lost (FLUSHALL
+# just after its notification) is queued again by the sweep UNSETTLED_GRACE after its grab.
+SETTLE_WAIT = PACKET_TTL + PAYMENT_TIMEOUT + UNSETTLED_GRACE + 5 * JOB_INTERVAL + 5
 CONNECT_WAIT = 20.0
 
 
