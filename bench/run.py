@@ -80,13 +80,15 @@ class Server:
         other.url, other.ws_url = f"http://127.0.0.1:{other.port}", f"ws://127.0.0.1:{other.port}"
         return other
 
-    def start(self, *flags: str, raise_fds: bool = True) -> None:
+    def start(self, *flags: str, raise_fds: bool = True, command: list[str] | None = None,
+              cwd: Path | None = None) -> None:
         """Start serving; `flags` come last, so they win over the bench's own (`--rate-limit=50`).
-        `raise_fds=False` leaves the server the descriptor limit it inherits."""
+        `raise_fds=False` leaves the server the descriptor limit it inherits; `command` and `cwd`
+        start another checkout's server (bench/ab.py)."""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", f"--port={self.port}",
+            [*(command or [sys.executable, "-m", "server.cli"]), "serve", f"--port={self.port}",
              "--rate-limit=0", "--jobs=off", *flags],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=open(self.log, "w"),
+            env=self.env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=open(self.log, "w"),
             preexec_fn=raise_fd_limit if raise_fds else None)
         for _ in range(100):
             try:

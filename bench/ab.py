@@ -1,0 +1,81 @@
+"""`python -m bench.ab --before DIR`: the grab storm, A/B, on this code and an older checkout.
+
+One server of each code, each on its own database and Redis prefix, warmed up alike, then given
+`--turns` storms each, in turn, so that the machine's drift falls on both; medians compared.
+DIR is a checkout of the older code with its own `.venv` (`make install` there), e.g.
+`git worktree add ../before COMMIT`. Prints each storm and the medians.
+"""
+import argparse
+import asyncio
+import pathlib
+import secrets
+import statistics
+import sys
+import time
+
+from bench import run
+from storage.migrate import migrate
+
+GROUP, GRABBERS, PACKETS, SHARES = 900_001, 200, 40, 100
+
+
+class Before(run.Server):
+    """`rtserver serve` from the older checkout, started as that code starts itself."""
+
+    def __init__(self, checkout: pathlib.Path, *args):
+        super().__init__(*args)
+        self.checkout = checkout
+
+    def start(self, *flags: str, raise_fds: bool = True) -> None:
+        module = "server.cli" if (self.checkout / "server" / "cli.py").exists() else "rtserver.cli"
+        python = self.checkout / ".venv" / "bin" / "python"
+        super().start(*flags, raise_fds=raise_fds, command=[str(python), "-m", module],
+                      cwd=self.checkout)
+
+
+def set_up(make, tag: str) -> tuple:
+    name = f"rtserver_ab_{tag}_{secrets.token_hex(3)}"
+    url = run.with_database("mysql://root@127.0.0.1:3306/rtserver", name)
+    migrate(url)
+    server = make(url, "redis://127.0.0.1:6379/0", f"{name}:")
+    server.start()
+    sender = run.provision(server, 1, 1, "100000.00")[0]
+    grabbers = run.provision(server, 2, GRABBERS, "0.01")
+    server.admin("PUT", f"/admin/groups/{GROUP}", {"name": "storm", "members": [sender] + grabbers})
+    run.warm_up([server], sender, GROUP, grabbers, SHARES)
+    return server, sender, grabbers, url, f"{name}:"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--before", required=True, type=pathlib.Path)
+    parser.add_argument("--turns", type=int, default=4)
+    args = parser.parse_args()
+    sides = {"before": set_up(lambda *a: Before(args.before.resolve(), *a), "before"),
+             "after": set_up(run.Server, "after")}
+    rows = {name: [] for name in sides}
+    try:
+        for turn in range(args.turns):
+            for name, (server, sender, grabbers, _, _) in sides.items():
+                rp_ids = asyncio.run(run.pay_packets(server, sender, GROUP, PACKETS, SHARES,
+                                                     "100.00"))
+                time.sleep(run.SETTLE_SECONDS)
+                storm = run.storm_figures([run.scenario_storm([server], grabbers, rp_ids)[0]],
+                                          GRABBERS, PACKETS)
+                rows[name].append(storm)
+                print(f"turn {turn + 1} {name}: {storm['won_per_s']} /s, p99 ok "
+                      f"{storm.get('ok_p99_ms')} ms, too_slow {storm.get('too_slow_p99_ms')} ms",
+                      flush=True)
+    finally:
+        for server, _, _, url, prefix in sides.values():
+            server.stop()
+            run.drop(url, "redis://127.0.0.1:6379/0", prefix)
+    for name, storms in rows.items():
+        print(f"{name}: medians {statistics.median(s['won_per_s'] for s in storms)} /s, p99 ok "
+              f"{statistics.median(s['ok_p99_ms'] for s in storms)} ms, too_slow "
+              f"{statistics.median(s['too_slow_p99_ms'] for s in storms)} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
