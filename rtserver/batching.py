@@ -33,9 +33,14 @@ class Batcher:
 
     def submit(self, item) -> asyncio.Future:
         """Queue an item; the future holds its result once its batch has been handled."""
+        answer = self.loop.create_future()
+        self.add(item, answer)
+        return answer
+
+    def add(self, item, answer: asyncio.Future | None = None) -> None:
+        """Queue an item whose result nobody awaits (no future made for it)."""
         if self.closing:
             raise Closed()
-        answer = self.loop.create_future()
         self.pending.append((item, answer))
         if not self.starting and (self.lanes is None or self.lanes_busy < self.lanes):
             # Started on the next turn of the loop, so that everything submitted in this
@@ -45,7 +50,6 @@ class Batcher:
             task = self.loop.create_task(self._lane())
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
-        return answer
 
     async def close(self) -> None:
         """Handle what was submitted, then refuse more. A lane is never cancelled halfway
@@ -72,8 +76,8 @@ class Batcher:
             self.lanes_busy -= 1
 
 
-def _resolve(answer: asyncio.Future, result) -> None:
-    if answer.done():  # its submitter stopped waiting
+def _resolve(answer: asyncio.Future | None, result) -> None:
+    if answer is None or answer.done():  # nobody waits for it, or its submitter stopped waiting
         return
     if isinstance(result, BaseException):
         answer.set_exception(result)

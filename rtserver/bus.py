@@ -51,7 +51,7 @@ class Bus:
     async def _send(self, messages: list) -> None:
         for message in messages:
             self._apply(message)
-            self._outbox.submit(message)
+            self._outbox.add(message)  # a future for each event would wait for nothing
 
     async def _publish(self, messages: list) -> list[None]:
         try:

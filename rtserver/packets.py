@@ -41,7 +41,8 @@ async def create(ctx: Context, user_id: int, type: int, for_id: int, number: int
                                          plan.number, plan.total, plan.single,
                                          lifecycle.PAY_TYPES[pay_type], client_key, now)
             amounts = (split_lucky(plan.total, plan.number, LIMITS.min_share, LIMITS.max_share)
-                       if plan.type == PacketType.GROUP_LUCKY else split_equal(plan.single, plan.number))
+                       if plan.type == PacketType.GROUP_LUCKY
+                       else split_equal(plan.single, plan.number))
             await packets.insert_shares(uow.cur, rp_id, amounts, now)
             packet = await packets.get(uow.cur, rp_id)
             answer = created(packet)

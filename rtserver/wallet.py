@@ -7,8 +7,8 @@ from rtserver.hub import user_room
 from rtserver.money import format_fen
 from rtserver.uow import UnitOfWork
 from storage import people, wallets
-from storage.wallets import Balance
 from storage.db import is_duplicate, is_out_of_range
+from storage.wallets import Balance
 
 async def deposit(ctx: Context, user_id: int, fen: int, ref: str) -> Balance:
     """Add money to a wallet, once per `ref`; return the balance.

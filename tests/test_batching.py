@@ -133,3 +133,12 @@ async def test_an_item_submitted_just_as_a_lane_ends_still_gets_one():
     batcher = Batcher(handle, lanes=1)
     for n in range(50):
         assert await asyncio.wait_for(batcher.submit(n), 1) == 2 * n
+
+
+@pytest.mark.gen_test
+async def test_an_item_nobody_awaits_goes_in_the_batch_all_the_same():
+    handle = Recorder()
+    batcher = Batcher(handle)
+    batcher.add(1)
+    assert await batcher.submit(2) == 4
+    assert handle.batches == [[1, 2]]
