@@ -44,6 +44,19 @@ class Settings:
     wechat_platform_public_key_file: str = flag("", "WeChat Pay platform public key (PEM)")
     unionpay_public_key_file: str = flag("", "UnionPay's public key (PEM)")
     unionpay_mer_id: str = flag("", "our UnionPay merchant id (merId)")
+    public_url: str = flag("", "this service's public base URL: notify_url and backUrl start so")
+    order_query_after: int = flag(30, "seconds after which an order with no notification is queried")
+    refund_to: str = flag("original", "refunds of provider payments: original (back to the "
+                          "payment method) or balance")
+    provider_timeout: float = flag(5.0, "seconds a call to a payment provider may take")
+    wechat_appid: str = flag("", "our WeChat open-platform app id (appid)")
+    wechat_merchant_private_key_file: str = flag("", "our WeChat Pay merchant private key (PEM)")
+    wechat_merchant_serial: str = flag("", "serial number of our WeChat Pay merchant certificate")
+    wechat_api_base: str = flag("https://api.mch.weixin.qq.com", "WeChat Pay API v3 base URL")
+    alipay_gateway: str = flag("https://openapi.alipay.com/gateway.do", "Alipay's gateway URL")
+    unionpay_private_key_file: str = flag("", "our UnionPay signing private key (PEM)")
+    unionpay_cert_id: str = flag("", "certId of our UnionPay signing certificate")
+    unionpay_gateway: str = flag("https://gateway.95516.com", "UnionPay gateway base URL")
     sandbox_secret: str = flag("", "HMAC key of the sandbox provider")
     sandbox_delay: float = flag(3.0, "seconds the --dev sandbox gateway waits before notifying")
 
@@ -51,6 +64,9 @@ class Settings:
         """Fill the development secrets under --dev."""
         if self.jobs not in ("inline", "off"):
             raise SystemExit(f"rtserver: --jobs must be inline or off, not {self.jobs!r}")
+        if self.refund_to not in ("original", "balance"):
+            raise SystemExit(f"rtserver: --refund-to must be original or balance, not "
+                             f"{self.refund_to!r}")
         if self.processes < 1:
             raise SystemExit(f"rtserver: --processes must be 1 or more, not {self.processes}")
         if not self.dev:

@@ -14,7 +14,7 @@ from rtserver.context import Context
 from rtserver.errors import AlreadyPaid, BadRequest, Forbidden, InvalidAmount, NotFound
 from rtserver.hub import user_room
 from rtserver.money import format_fen
-from rtserver.providers import Notification
+from rtserver.providers.trades import Notification, Order
 from rtserver.uow import UnitOfWork
 from rtserver.wallet import wallet_event
 from storage import packets, payments, slots, wallets
@@ -43,7 +43,14 @@ def order_view(ctx: Context, order: dict, subject: str) -> dict:
     provider = provider_of(ctx, order["provider"])
     return {"provider": order["provider"], "out_trade_no": order["out_trade_no"],
             "amount": format_fen(order["amount"]),
-            **provider.order(order["out_trade_no"], order["amount"], subject)}
+            **provider.app_params(placed_order(ctx, order, subject), order.get("placed") or "")}
+
+
+def placed_order(ctx: Context, order: dict, subject: str) -> Order:
+    """The order as the provider knows it, from its row."""
+    created = order.get("add_time") or int(time.time())
+    return Order(out_trade_no=order["out_trade_no"], amount=order["amount"], subject=subject,
+                 created=created, expires=created + ctx.settings.payment_timeout)
 
 
 async def sync_paid(ctx: Context, user_id: int, rp_id: int, result: dict) -> dict:

@@ -3,6 +3,8 @@ import json
 
 from storage.db import to_decimal, to_fen
 
+ORDER_COLUMNS = "out_trade_no, rp_id, provider, amount, add_time, placed, queries"
+
 
 async def insert_order(cur, out_trade_no: str, rp_id: int, provider: str, amount: int,
                        now: int) -> None:
@@ -16,13 +18,13 @@ def _order(row: dict | None) -> dict | None:
 
 
 async def order(cur, out_trade_no: str) -> dict | None:
-    await cur.execute("SELECT out_trade_no, rp_id, provider, amount FROM payment_orders"
+    await cur.execute(f"SELECT {ORDER_COLUMNS} FROM payment_orders"
                       " WHERE out_trade_no = %s", (out_trade_no,))
     return _order(await cur.fetchone())
 
 
 async def order_of_packet(cur, rp_id: int) -> dict | None:
-    await cur.execute("SELECT out_trade_no, rp_id, provider, amount FROM payment_orders"
+    await cur.execute(f"SELECT {ORDER_COLUMNS} FROM payment_orders"
                       " WHERE rp_id = %s", (rp_id,))
     return _order(await cur.fetchone())
 

@@ -29,6 +29,7 @@ from tests.providers import Providers
 RUN = secrets.token_hex(4)
 MYSQL_URL = os.environ.get("RTSERVER_MYSQL_URL", "mysql://root@127.0.0.1:3306/rtserver")
 REDIS_URL = os.environ.get("RTSERVER_REDIS_URL", "redis://127.0.0.1:6379/0")
+NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing listens there
 
 
 def _with_database(url: str, name: str) -> str:
@@ -54,6 +55,9 @@ def run_settings(providers, tmp_path_factory):
         sandbox_secret=providers.sandbox_secret,
         jobs="off",
         rate_limit=0,
+        # Nothing leaves this machine: a provider's API is a closed port here, unless a test
+        # starts its stand-in (tests/standins) and names it.
+        wechat_api_base=NOWHERE, alipay_gateway=NOWHERE + "/gateway.do", unionpay_gateway=NOWHERE,
         **providers.settings(tmp_path_factory.mktemp("keys")),
     )
     migrate(settings.mysql_url)

@@ -46,6 +46,8 @@ class Providers:
     unionpay_key: object
     apiv3_key: str
     sandbox_secret: str
+    wechat_merchant_key: object  # ours, for WeChat Pay API v3 calls
+    unionpay_merchant_key: object  # ours, for the UnionPay gateway
     alipay_app_id: str = "2021000000000001"
     wechat_mchid: str = "1900000001"
     unionpay_mer_id: str = "777290058110048"
@@ -53,7 +55,7 @@ class Providers:
     @classmethod
     def generate(cls, sandbox_secret: str) -> "Providers":
         return cls(new_key(), new_key(), new_key(), new_key(), secrets.token_hex(16),
-                   sandbox_secret)
+                   sandbox_secret, new_key(), new_key())
 
     def settings(self, folder) -> dict:
         """The rtserver flags that hold these keys."""
@@ -65,6 +67,24 @@ class Providers:
             wechat_platform_public_key_file=write_public(self.wechat_key, folder / "wechat.pem"),
             unionpay_public_key_file=write_public(self.unionpay_key, folder / "unionpay.pem"),
             unionpay_mer_id=self.unionpay_mer_id,
+        )
+
+    wechat_appid: str = "wxd678efh567hg6787"
+    wechat_merchant_serial: str = "4D6BB1E1D55C8A0E66C0F7A3B5E4C3D2A1B0C9F8"
+    unionpay_cert_id: str = "69042905377"
+
+    def round_trip_settings(self, folder, wechat: str, alipay: str, unionpay: str,
+                            public_url: str) -> dict:
+        """The flags that make rtserver call the providers, at these stand-ins' base URLs."""
+        return dict(
+            public_url=public_url, refund_to="original",
+            wechat_appid=self.wechat_appid, wechat_merchant_serial=self.wechat_merchant_serial,
+            wechat_merchant_private_key_file=write_private(self.wechat_merchant_key,
+                                                           folder / "wechat_merchant.pem"),
+            wechat_api_base=wechat, alipay_gateway=alipay + "/gateway.do",
+            unionpay_private_key_file=write_private(self.unionpay_merchant_key,
+                                                    folder / "unionpay_merchant.pem"),
+            unionpay_cert_id=self.unionpay_cert_id, unionpay_gateway=unionpay,
         )
 
     # Each returns (headers, body) of one asynchronous notification.
