@@ -85,6 +85,7 @@ class Server:
         """Start serving; `flags` come last, so they win over the bench's own (`--rate-limit=50`).
         `raise_fds=False` leaves the server the descriptor limit it inherits; `command` and `cwd`
         start another checkout's server (bench/ab.py)."""
+        self.log.parent.mkdir(exist_ok=True)  # bench/results/, on a fresh clone too
         self.proc = subprocess.Popen(
             [*(command or [sys.executable, "-m", "server.cli"]), "serve", f"--port={self.port}",
              "--rate-limit=0", "--jobs=off", *flags],

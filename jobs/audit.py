@@ -6,11 +6,12 @@ from storage.db import Database
 
 
 def conservation(f: dict[str, int]) -> tuple[int, int, int]:
-    """Return (money put in, money held in wallets and packets, money held in packets)."""
+    """Return (money put in, money held in wallets and packets or refunded to providers,
+    money held in packets). Money refunded to a provider has left rtserver."""
     put_in = f["deposits"] + f["paid_by_providers"]
     in_packets = (f["paid_from_wallets"] + f["paid_by_providers"]
-                  - f["credited_shares"] - f["refunded"])
-    return put_in, f["wallets"] + in_packets, in_packets
+                  - f["credited_shares"] - f["refunded"] - f["refunded_to_providers"])
+    return put_in, f["wallets"] + in_packets + f["refunded_to_providers"], in_packets
 
 
 async def run_audit(settings: Settings, out=print) -> int:
@@ -25,7 +26,8 @@ async def run_audit(settings: Settings, out=print) -> int:
         await db.close()
     put_in, held, in_packets = conservation(figures)
     out(f"money put in (deposits + provider payments): {format_fen(put_in)}")
-    out(f"wallets: {format_fen(figures['wallets'])}  held in packets: {format_fen(in_packets)}")
+    out(f"wallets: {format_fen(figures['wallets'])}  held in packets: {format_fen(in_packets)}"
+        f"  refunded to providers: {format_fen(figures['refunded_to_providers'])}")
     if put_in != held:
         broken["money put in differs from money held"] = [
             {"put_in": format_fen(put_in), "held": format_fen(held)}]

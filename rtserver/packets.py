@@ -11,7 +11,7 @@ from rtserver.limits import Limits, plan_packet
 from rtserver.money import format_fen
 from rtserver.uow import UnitOfWork
 from rtserver.wallet import wallet_event
-from storage import packets, people, wallets
+from storage import packets, people, provider_refunds, wallets
 from storage import payments as storage_payments
 from storage.db import is_duplicate
 from storage.schema import PacketType, PayStatus, PayType
@@ -45,14 +45,17 @@ async def create(ctx: Context, user_id: int, type: int, for_id: int, number: int
                        else split_equal(plan.single, plan.number))
             await packets.insert_shares(uow.cur, rp_id, amounts, now)
             packet = await packets.get(uow.cur, rp_id)
-            answer = created(packet)
-            if pay_type != "balance":
-                answer["order"] = await payments.open_order(uow, packet, pay_type)
+            order = (await payments.open_order(uow, packet, pay_type)
+                     if pay_type != "balance" else None)
             await uow.commit()
-            return answer
     except Exception as exc:
         if client_key is None or not is_duplicate(exc):
             raise
+    else:
+        answer = created(packet)
+        if order is not None:
+            answer["order"] = await payments.place_order(ctx, order, packet["intro"])
+        return answer
     async with ctx.db.cursor() as cur:  # the same key created it a moment ago
         return await created_again(ctx, await packets.by_client_key(cur, user_id, client_key))
 
@@ -68,7 +71,8 @@ async def created_again(ctx: Context, packet: dict) -> dict:
     if packet["pay_type"] != PayType.BALANCE:
         async with ctx.db.cursor() as cur:
             order = await storage_payments.order_of_packet(cur, packet["id"])
-        answer["order"] = payments.order_view(ctx, order, packet["intro"])
+        answer["order"] = await payments.place_order(
+            ctx, order, packet["intro"], place=packet["pay_status"] == PayStatus.UNPAID)
     return answer
 
 
@@ -121,6 +125,8 @@ async def detail(ctx: Context, user_id: int, rp_id: int) -> dict:
         packet = await access.check_can_see(cur, await packets.get(cur, rp_id), user_id)
         grabs = await packets.grabs(cur, rp_id)
         names = await people.names(cur, [packet["user_id"]] + [g["user_id"] for g in grabs])
+        to_provider = packet["return_money"] and await provider_refunds.of_cause(
+            cur, "refund", str(rp_id))
     best_shown = views.shows_best(packet, now)
     view = views.summary(packet, names, now)
     view["grabbed_count"] = len(grabs)
@@ -129,6 +135,9 @@ async def detail(ctx: Context, user_id: int, rp_id: int) -> dict:
         view["expend_time"] = packet["expend_time"]
     if packet["is_cli_handle"]:
         view["return_money"] = format_fen(packet["return_money"])
+        if packet["return_money"]:  # where it went: back the way it was paid, or the balance
+            view["return_to"] = "original" if to_provider and to_provider["state"] != "failed" \
+                else "balance"
     mine = next((g for g in grabs if g["user_id"] == user_id), None)
     return {
         "packet": view,

@@ -6,14 +6,13 @@ guarded update of its own row, so however grabs and the refund interleave, it is
 """
 import time
 
-from rtserver import access
+from rtserver import access, provider_refunds
 from rtserver.context import Context
 from rtserver.finishing import do_finish
 from rtserver.hub import user_room
 from rtserver.money import format_fen
 from rtserver.uow import UnitOfWork, retrying
-from rtserver.wallet import wallet_event
-from storage import packets, slots, wallets
+from storage import packets, payments, slots
 
 
 async def refund_expired(ctx: Context) -> int:
@@ -32,12 +31,12 @@ async def refund(ctx: Context, rp_id: int) -> bool:
         returned = await packets.refund_free_shares(uow.cur, rp_id)
         if returned:
             await packets.set_return_money(uow.cur, rp_id, returned)
-            balance = await wallets.credit(uow.cur, packet["user_id"], returned, "refund",
-                                           str(rp_id), int(time.time()))
-            sender = [user_room(packet["user_id"])]
-            uow.emit(sender, {"ev": "packet.refunded", "rp_id": rp_id,
-                              "return_money": format_fen(returned)})
-            uow.emit(sender, wallet_event(balance))
+            order = await payments.order_of_packet(uow.cur, rp_id)
+            to = await provider_refunds.give_back(uow, packet, order, packet["trade_no"],
+                                                  returned, "refund", str(rp_id))
+            uow.emit([user_room(packet["user_id"])],
+                     {"ev": "packet.refunded", "rp_id": rp_id,
+                      "return_money": format_fen(returned), "to": to})
         if not packet["finish_time"]:
             grabbed = len(await packets.grabs(uow.cur, rp_id))
             if grabbed == packet["number"]:  # drained, but its finisher died: it is finished

@@ -22,6 +22,10 @@ async def figures(cur) -> dict[str, int]:
             "SELECT SUM(money) AS s FROM red_packet_log WHERE is_into_account = 1"),
         "refunded": await total(
             "SELECT SUM(amount) AS s FROM wallet_ledger WHERE kind IN ('refund', 'void_refund')"),
+        # Refunds sent back to the providers: that money has left rtserver (a failed one was
+        # credited to the balance instead, and is among the ledger's refunds).
+        "refunded_to_providers": await total(
+            "SELECT SUM(amount) AS s FROM provider_refunds WHERE state <> 'failed'"),
     }
 
 
@@ -78,10 +82,27 @@ RULES = {
         "SELECT s.id, s.rp_id FROM red_packet_log s JOIN red_packet p ON p.id = s.rp_id"
         f" WHERE s.is_into_account = 1 AND p.pay_status <> {PayStatus.PAID}",
     "refund booked differs from the packet's return_money":
-        "SELECT p.id, p.return_money, l.amount FROM red_packet p LEFT JOIN wallet_ledger l"
+        "SELECT p.id, p.return_money, l.amount AS to_balance, r.amount AS to_provider"
+        " FROM red_packet p LEFT JOIN wallet_ledger l"
         " ON l.kind = 'refund' AND l.ref = CAST(p.id AS CHAR)"
-        " WHERE (l.id IS NULL AND p.return_money <> 0)"
-        " OR (l.id IS NOT NULL AND (l.amount <> p.return_money OR l.user_id <> p.user_id))",
+        " LEFT JOIN provider_refunds r ON r.kind = 'refund' AND r.ref = CAST(p.id AS CHAR)"
+        " AND r.state <> 'failed'"
+        " WHERE p.return_money <> COALESCE(l.amount, 0) + COALESCE(r.amount, 0)"
+        " OR (l.id IS NOT NULL AND r.out_refund_no IS NOT NULL)"
+        " OR l.user_id <> p.user_id OR r.user_id <> p.user_id",
+    "refund the provider gave up on, not credited to the balance":
+        "SELECT r.out_refund_no, r.amount, l.amount AS credited FROM provider_refunds r"
+        " LEFT JOIN wallet_ledger l ON l.kind = r.kind AND l.ref = r.ref"
+        " WHERE r.state = 'failed' AND (l.id IS NULL OR l.amount <> r.amount"
+        " OR l.user_id <> r.user_id)",
+    "refund sent to a provider for a payment that did not come in, or that paid its packet":
+        "SELECT r.out_refund_no, r.ref, r.amount FROM provider_refunds r"
+        " LEFT JOIN payment_notifications n ON n.status = 'accepted'"
+        " AND CONCAT(n.provider, ':', n.trade_no) = r.ref"
+        " LEFT JOIN red_packet p ON p.id = r.rp_id"
+        " WHERE r.kind = 'void_refund' AND (n.id IS NULL OR r.amount <> n.amount"
+        " OR r.user_id <> p.user_id OR r.provider <> n.provider"
+        f" OR (p.pay_status = {PayStatus.PAID} AND p.trade_no = n.trade_no))",
     "money returned for a provider payment that did not come in, or that paid its packet":
         "SELECT l.id, l.ref, l.amount FROM wallet_ledger l LEFT JOIN payment_notifications n"
         " ON n.status = 'accepted' AND CONCAT(n.provider, ':', n.trade_no) = l.ref"

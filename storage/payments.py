@@ -2,6 +2,7 @@
 import json
 
 from storage.db import to_decimal, to_fen
+from storage.schema import PayStatus
 
 ORDER_COLUMNS = "out_trade_no, rp_id, provider, amount, add_time, placed, queries"
 
@@ -42,3 +43,52 @@ async def record_notification(cur, provider: str, trade_no: str, out_trade_no: s
         " body, add_time) VALUES (%s, %s, %s, %s, %s, %s, %s)",
         (provider, trade_no, out_trade_no, to_decimal(amount), status, body[:60000], now))
 
+
+
+async def set_placed(cur, out_trade_no: str, placed: str) -> None:
+    """Keep what the provider gave the app for this order (the first answer stays)."""
+    await cur.execute("UPDATE payment_orders SET placed = %s WHERE out_trade_no = %s"
+                      " AND placed IS NULL", (placed, out_trade_no))
+
+
+async def due_for_query(cur, providers: list[str], created_before: int, now: int,
+                        limit: int) -> list[dict]:
+    """Orders of these providers, placed before `created_before`, whose packet still waits for
+    its money and whose next query is due."""
+    return await _waiting(cur, providers, created_before, limit,
+                          " AND o.next_query <= %s ORDER BY o.next_query", (now,))
+
+
+async def overdue(cur, providers: list[str], created_before: int, limit: int) -> list[dict]:
+    """Orders of these providers placed before `created_before` whose packet never got its
+    money (unpaid, or awaiting its notification)."""
+    return await _waiting(cur, providers, created_before, limit, " ORDER BY o.add_time", ())
+
+
+async def _waiting(cur, providers: list[str], created_before: int, limit: int, more: str,
+                   more_args: tuple) -> list[dict]:
+    """The orders of these providers placed before `created_before` whose packet is unpaid or
+    awaiting its notification, narrowed and ordered by `more`."""
+    if not providers:
+        return []
+    await cur.execute(
+        f"SELECT {', '.join('o.' + c for c in ORDER_COLUMNS.split(', '))}"
+        " FROM payment_orders o JOIN red_packet p ON p.id = o.rp_id"
+        f" WHERE o.provider IN ({', '.join(['%s'] * len(providers))})"
+        f" AND p.pay_status IN ({PayStatus.UNPAID}, {PayStatus.AWAITING_SETTLEMENT})"
+        f" AND o.add_time < %s{more} LIMIT %s", (*providers, created_before, *more_args, limit))
+    return [_order(row) for row in await cur.fetchall()]
+
+
+async def queried(cur, out_trade_no: str, next_query: int) -> None:
+    """The provider said "not paid yet": ask again at `next_query`."""
+    await cur.execute("UPDATE payment_orders SET queries = queries + 1, next_query = %s"
+                      " WHERE out_trade_no = %s", (next_query, out_trade_no))
+
+
+async def orders_of_packets(cur, rp_ids) -> list[dict]:
+    if not rp_ids:
+        return []
+    await cur.execute(f"SELECT {ORDER_COLUMNS} FROM payment_orders"
+                      f" WHERE rp_id IN ({', '.join(['%s'] * len(rp_ids))})", list(rp_ids))
+    return [_order(row) for row in await cur.fetchall()]

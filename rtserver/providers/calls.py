@@ -133,3 +133,16 @@ class Caller:
 
     def _count(self, call: str, outcome: str) -> None:
         CALLS.labels(self.provider, call, outcome).inc()
+
+
+async def side_by_side(ctx, rows: list[dict], work) -> int:
+    """`await work(ctx, row)` for each row, one provider's rows in turn and the providers side
+    by side, so that a slow provider delays only its own; return how many said True."""
+    by_provider: dict[str, list[dict]] = {}
+    for row in rows:
+        by_provider.setdefault(row["provider"], []).append(row)
+
+    async def in_turn(rows_of_one: list[dict]) -> int:
+        return sum([bool(await work(ctx, row)) for row in rows_of_one])
+
+    return sum(await asyncio.gather(*(in_turn(group) for group in by_provider.values())))

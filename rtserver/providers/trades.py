@@ -50,6 +50,14 @@ class Order:
     expires: int  # after this the provider must refuse to take the money
     trade_no: str = ""  # the provider's, once it told us
 
+    @classmethod
+    def of_row(cls, row: dict, payment_timeout: int, subject: str = "",
+               trade_no: str = "") -> "Order":
+        """The order of a `payment_orders` row: it expires with its packet's payment time."""
+        return cls(out_trade_no=row["out_trade_no"], amount=row["amount"], subject=subject,
+                   created=row["add_time"], expires=row["add_time"] + payment_timeout,
+                   trade_no=trade_no)
+
 
 @dataclass(frozen=True)
 class Trade:

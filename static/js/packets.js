@@ -212,7 +212,10 @@ function detailView({ packet: p, mine, grabs }) {
       p.pay_status === PayStatus.AWAITING_SETTLEMENT && h("div.grab-pending", "到账中"),
       g.is_good && h("div.best", h("span.crown", "♛"), "手气最佳"))))));
   if (iSent && p.status === "active") parts.push(h("p.detail-foot", "未领取的红包，将于24小时后发起退款"));
-  if (p.return_money) parts.push(h("p.detail-foot", `未领取的${p.return_money}元已退回零钱`));
+  if (p.return_money) {
+    const where = p.return_to === "original" ? "已原路退回支付账户" : "已退回零钱";
+    parts.push(h("p.detail-foot", `未领取的${p.return_money}元${where}`));
+  }
   return parts;
 }
 
@@ -270,7 +273,10 @@ export function listen(conn) {
     refreshShown(ev.rp_id);
   });
   conn.on("packet.refunded", (ev) => {
-    toast(`红包过期未领完，${ev.return_money}元已退回零钱`);
+    // `to` says where the money went: back the way it was paid (原路退回), or to the balance.
+    toast(ev.to === "original"
+      ? `红包过期未领完，${ev.return_money}元将原路退回支付账户`
+      : `红包过期未领完，${ev.return_money}元已退回零钱`);
     refreshShown(ev.rp_id);
   });
   conn.on("packet.voided", (ev) => {
