@@ -130,10 +130,22 @@ class Providers:
     def unionpay(self, out_trade_no: str, total_fen: int, query_id: str | None = None,
                  resp_code: str = "00", key=None, mer_id: str | None = None,
                  txn_type: str = "01"):
+        return self._unionpay_note(key, orderId=out_trade_no, txnType=txn_type,
+                                   merId=mer_id or self.unionpay_mer_id, txnAmt=str(total_fen),
+                                   queryId=query_id or secrets.token_hex(10), respCode=resp_code)
+
+    def unionpay_refund(self, out_refund_no: str, refund_fen: int, orig_query_id: str,
+                        query_id: str | None = None, resp_code: str = "00", key=None,
+                        mer_id: str | None = None):
+        """The back notification of a refund (退货, txnType 04) that ended."""
+        return self._unionpay_note(key, orderId=out_refund_no, txnType="04", txnSubType="00",
+                                   merId=mer_id or self.unionpay_mer_id, txnAmt=str(refund_fen),
+                                   origQryId=orig_query_id, respCode=resp_code,
+                                   queryId=query_id or secrets.token_hex(10))
+
+    def _unionpay_note(self, key, **fields):
         fields = {"version": "5.1.0", "encoding": "UTF-8", "signMethod": "01",
-                  "txnType": txn_type, "merId": mer_id or self.unionpay_mer_id, "orderId": out_trade_no, "txnAmt": str(total_fen),
-                  "queryId": query_id or secrets.token_hex(10), "respCode": resp_code,
-                  "respMsg": "成功", "txnTime": time.strftime("%Y%m%d%H%M%S")}
+                  "respMsg": "成功", "txnTime": time.strftime("%Y%m%d%H%M%S"), **fields}
         digest = hashlib.sha256("&".join(f"{k}={v}" for k, v in sorted(fields.items()))
                                 .encode()).hexdigest()
         fields["signature"] = rsa2(key or self.unionpay_key, digest)
