@@ -111,10 +111,11 @@ class WechatPay:
     async def query(self, order: Order) -> Trade:
         """Ask WeChat Pay how the order stands.
 
-        ORDER_NOT_EXIST (订单不存在, "check that the order was placed") means no order of that
-        number was placed, so nothing was paid. It is "unpaid" until the order's time_expire
-        (one just placed may not be seen yet, and its payer may be paying) and "closed" after
-        it: WeChat Pay takes no payment past time_expire, even for an order placed now."""
+        ORDER_NOT_EXIST (404 订单不存在: only an order whose placing succeeded can be queried)
+        means WeChat Pay holds no order of that number, so nothing was paid. It is "unpaid"
+        until the order's time_expire (a placing may still be on its way, and a payer cannot
+        pay without the prepay_id it answers) and "closed" after it: WeChat Pay takes no
+        payment past time_expire."""
         still_payable = time.time() < order.expires + CLOCK_SKEW
         return await self._trade(order, missing="unpaid" if still_payable else "closed")
 
