@@ -71,6 +71,7 @@ class Providers:
 
     wechat_appid: str = "wxd678efh567hg6787"
     wechat_merchant_serial: str = "4D6BB1E1D55C8A0E66C0F7A3B5E4C3D2A1B0C9F8"
+    wechat_platform_serial: str = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1"  # of wechat_key
     unionpay_cert_id: str = "69042905377"
 
     def round_trip_settings(self, folder, wechat: str, alipay: str, unionpay: str,
@@ -111,21 +112,49 @@ class Providers:
                        "trade_type": "APP", "trade_state": state,
                        "amount": {"total": total_fen, "payer_total": total_fen,
                                   "currency": "CNY"}}
+        return self.wechat_event("TRANSACTION.SUCCESS", "支付成功", "transaction", transaction,
+                                 key, timestamp, apiv3_key)
+
+    def wechat_refund(self, out_trade_no: str, out_refund_no: str, refund_fen: int,
+                      total_fen: int, refund_id: str | None = None, status: str = "SUCCESS",
+                      event_type: str | None = None, key=None, mchid=None,
+                      timestamp: int | None = None, apiv3_key: str | None = None):
+        """A refund's notification (退款结果通知): REFUND.SUCCESS, .ABNORMAL or .CLOSED."""
+        refund = {"mchid": mchid or self.wechat_mchid, "out_trade_no": out_trade_no,
+                  "transaction_id": "4200" + secrets.token_hex(8), "out_refund_no": out_refund_no,
+                  "refund_id": refund_id or "50" + secrets.token_hex(10),
+                  "refund_status": status, "user_received_account": "支付用户零钱",
+                  "amount": {"total": total_fen, "refund": refund_fen, "payer_total": total_fen,
+                             "payer_refund": refund_fen}}
+        if status == "SUCCESS":
+            refund["success_time"] = time.strftime("%Y-%m-%dT%H:%M:%S+08:00")
+        return self.wechat_event(event_type or f"REFUND.{status}",
+                                 {"SUCCESS": "退款成功", "ABNORMAL": "退款异常",
+                                  "CLOSED": "退款关闭"}.get(status, "退款"), "refund", refund,
+                                 key, timestamp, apiv3_key)
+
+    def wechat_event(self, event_type: str, summary: str, original_type: str, resource: dict,
+                     key=None, timestamp: int | None = None, apiv3_key: str | None = None):
+        """(headers, body) of a WeChat Pay notification: the resource sealed with the API v3
+        key (AEAD_AES_256_GCM), the whole signed with the platform key."""
         nonce = secrets.token_hex(6)
         ciphertext = AESGCM((apiv3_key or self.apiv3_key).encode()).encrypt(
-            nonce.encode(), json.dumps(transaction).encode(), b"transaction")
+            nonce.encode(), json.dumps(resource, ensure_ascii=False).encode(),
+            original_type.encode())
         body = json.dumps({
             "id": secrets.token_hex(8), "create_time": "2026-11-25T10:00:00+08:00",
-            "resource_type": "encrypt-resource", "event_type": "TRANSACTION.SUCCESS",
-            "summary": "支付成功", "resource": {
+            "resource_type": "encrypt-resource", "event_type": event_type,
+            "summary": summary, "resource": {
                 "algorithm": "AEAD_AES_256_GCM", "ciphertext": base64.b64encode(ciphertext).decode(),
-                "associated_data": "transaction", "original_type": "transaction", "nonce": nonce}})
+                "associated_data": original_type, "original_type": original_type,
+                "nonce": nonce}})
         stamp = str(timestamp or int(time.time()))
         header_nonce = secrets.token_hex(16)
         signature = rsa2(key or self.wechat_key, f"{stamp}\n{header_nonce}\n{body}\n")
         return ({"Content-Type": "application/json", "Wechatpay-Timestamp": stamp,
                  "Wechatpay-Nonce": header_nonce, "Wechatpay-Signature": signature,
-                 "Wechatpay-Serial": "5157F09EFDC096DE15EBE81A47057A7232F1B8E1"}, body.encode())
+                 "Wechatpay-Serial": self.wechat_platform_serial,
+                 "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048"}, body.encode())
 
     def unionpay(self, out_trade_no: str, total_fen: int, query_id: str | None = None,
                  resp_code: str = "00", key=None, mer_id: str | None = None,
