@@ -11,6 +11,7 @@ import datetime
 import json
 import secrets
 import time
+import types
 import urllib.parse
 
 import pytest
@@ -18,6 +19,7 @@ from alipay import AliPay, AliPayValidationError
 from cryptography.hazmat.primitives import serialization
 
 from rtserver.config import Settings
+from rtserver.providers import alipay as alipay_module
 from rtserver.providers.alipay import CLOCK_MARGIN, Alipay, json_members
 from rtserver.providers.calls import BREAKER_FAILURES, ProviderDown, ProviderRefused
 from rtserver.providers.trades import (Notification, Order, Refund, RefundAnswer,
@@ -339,6 +341,14 @@ async def test_a_signed_refusal_is_provider_refused_with_alipays_words(key_flags
     with pytest.raises(ProviderRefused, match=r"验签出错 \(isv.invalid-signature\)"):
         await stranger.query(an_order())
     assert len(standin.calls("alipay.trade.query")) == 1  # a refusal is not tried again
+
+
+@pytest.mark.gen_test
+async def test_a_request_stamped_off_beijing_time_is_refused(alipay, standin, monkeypatch):
+    an_hour_ago = time.time() - 3600
+    monkeypatch.setattr(alipay_module, "time", types.SimpleNamespace(time=lambda: an_hour_ago))
+    with pytest.raises(ProviderRefused, match="isv.invalid-timestamp"):
+        await alipay.query(an_order())
 
 
 @pytest.mark.gen_test
