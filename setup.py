@@ -31,6 +31,7 @@ setup(
             "schemathesis>=4.32,<5",  # tests/test_openapi.py; 4.32 needs pytest<10, hypothesis<7
             "import-linter>=2.1,<3",  # `make test` holds the layers to `.importlinter` first
             "wechatpayv3>=2.0,<3",  # WeChat Pay's SDK checks our API v3 signatures independently
+            "python-alipay-sdk>=3.3,<4",  # an independent check of Alipay signatures in tests
         ],
         "bench": [
             "py-spy>=0.3,<1",  # `make bench BENCH_ARGS="--profile FILE"`
