@@ -53,21 +53,21 @@ async def set_placed(cur, out_trade_no: str, placed: str) -> None:
 
 async def due_for_query(cur, providers: list[str], created_before: int, now: int,
                         limit: int) -> list[dict]:
-    """Orders of these providers, placed before `created_before`, whose packet still waits for
-    its money and whose next query is due."""
+    """Orders of these providers, placed by `created_before`, whose packet still waits for its
+    money and whose next query is due."""
     return await _waiting(cur, providers, created_before, limit,
                           " AND o.next_query <= %s ORDER BY o.next_query", (now,))
 
 
 async def overdue(cur, providers: list[str], created_before: int, limit: int) -> list[dict]:
-    """Orders of these providers placed before `created_before` whose packet never got its
-    money (unpaid, or awaiting its notification)."""
+    """Orders of these providers placed by `created_before` whose packet never got its money
+    (unpaid, or awaiting its notification)."""
     return await _waiting(cur, providers, created_before, limit, " ORDER BY o.add_time", ())
 
 
 async def _waiting(cur, providers: list[str], created_before: int, limit: int, more: str,
                    more_args: tuple) -> list[dict]:
-    """The orders of these providers placed before `created_before` whose packet is unpaid or
+    """The orders of these providers placed by `created_before` whose packet is unpaid or
     awaiting its notification, narrowed and ordered by `more`."""
     if not providers:
         return []
@@ -76,7 +76,7 @@ async def _waiting(cur, providers: list[str], created_before: int, limit: int, m
         " FROM payment_orders o JOIN red_packet p ON p.id = o.rp_id"
         f" WHERE o.provider IN ({', '.join(['%s'] * len(providers))})"
         f" AND p.pay_status IN ({PayStatus.UNPAID}, {PayStatus.AWAITING_SETTLEMENT})"
-        f" AND o.add_time < %s{more} LIMIT %s", (*providers, created_before, *more_args, limit))
+        f" AND o.add_time <= %s{more} LIMIT %s", (*providers, created_before, *more_args, limit))
     return [_order(row) for row in await cur.fetchall()]
 
 

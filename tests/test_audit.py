@@ -10,6 +10,12 @@ from storage.migrate import migrate
 from tests.conftest import run_cli
 
 
+REFUND_ROW = ("INSERT INTO provider_refunds (out_refund_no, kind, ref, provider, out_trade_no,"
+              " trade_no, rp_id, user_id, amount, state, answers, add_time, update_time)"
+              " VALUES ('{no}', '{kind}', '{ref}', 'wechat', 'RP9T0', '4200X', 9, 1, 1.00,"
+              " '{state}', '[]', 0, 0)")
+
+
 @pytest.fixture
 def scratch(run_settings):
     """A migrated database of this test's own, dropped afterwards."""
@@ -62,6 +68,23 @@ def test_audit_passes_on_money_that_adds_up(scratch):
       "INSERT INTO wallet_ledger (user_id, kind, ref, amount, balance, add_time)"
       " VALUES (1, 'refund', '9', 2.00, 7.00, 0)"],
      "refund booked differs"),
+    # A packet's expiry refund sent to a provider and credited to the balance as well.
+    (["INSERT INTO red_packet (id, user_id, for_id, type, intro, number, total_money, add_time,"
+      " return_money, is_cli_handle) VALUES (9, 1, 1, 3, 'x', 1, 1.00, 0, 1.00, 1)",
+      "INSERT INTO red_packet_log (rp_id, seq, money, add_time, is_refunded)"
+      " VALUES (9, 1, 1.00, 0, 1)",
+      REFUND_ROW.format(no="RF0000000009E", kind="refund", ref="9", state="succeeded"),
+      "UPDATE wallets SET balance = 6.00 WHERE user_id = 1",
+      "INSERT INTO wallet_ledger (user_id, kind, ref, amount, balance, add_time)"
+      " VALUES (1, 'refund', '9', 1.00, 6.00, 0)"],
+     "refund booked differs"),
+    # A refund the provider gave up on, never credited.
+    ([REFUND_ROW.format(no="RF0000000009E", kind="refund", ref="9", state="failed")],
+     "refund the provider gave up on, not credited to the balance"),
+    # A late payment refunded to a provider that never received it.
+    ([REFUND_ROW.format(no="RF0000000009L0a1b2c3d4e5f", kind="void_refund",
+                        ref="wechat:4200X", state="requested")],
+     "refund sent to a provider for a payment that did not come in"),
 ])
 def test_audit_fails_on_money_that_does_not(scratch, breakage, rule):
     settings, cur = scratch
