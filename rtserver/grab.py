@@ -30,7 +30,12 @@ async def grab(ctx: Context, user_id: int, rp_id: int) -> dict:
     (every share went to others) or `expired`."""
     packet = await ctx.caches.packets.get_or_load(rp_id, lambda: load_slots(ctx, rp_id))
     if packet is None or int(time.time()) >= packet.expire_time:
-        return await answer_from_database(ctx, user_id, rp_id)  # not grabbable (any more)
+        # Not grabbable (any more) — or not yet when its slots were looked for, and paid since.
+        if answer := await answer_from_database(ctx, user_id, rp_id):
+            return answer
+        packet = await load_slots(ctx, rp_id)
+        if packet is None:
+            raise Unavailable("the packet is being opened; tap again")
     member = needs_membership(packet) and await access.is_member_fast(ctx, packet.for_id, user_id)
     check_may_open(packet, user_id, member)
     for _ in range(MAX_TAKES):
@@ -38,8 +43,9 @@ async def grab(ctx: Context, user_id: int, rp_id: int) -> dict:
         # answers the same slot (or none), so it is asked until Redis answers.
         take, _ = await until_known(lambda: ctx.taker.take(rp_id, user_id))
         if take.outcome == slots.MISSING:  # Redis lost the slots: rebuilt from MariaDB
-            if await load_slots(ctx, rp_id) is None:
-                return await answer_from_database(ctx, user_id, rp_id)
+            if await load_slots(ctx, rp_id) is None and \
+                    (answer := await answer_from_database(ctx, user_id, rp_id)):
+                return answer
             continue
         if take.outcome == slots.TOO_SLOW:
             return await too_slow(ctx, rp_id)
@@ -100,8 +106,9 @@ async def until_known(attempt):
         delay = min(2 * delay, RETRY_MOST)
 
 
-async def answer_from_database(ctx: Context, user_id: int, rp_id: int) -> dict:
-    """Answer a grab on a packet whose slots are not (or no longer) in Redis."""
+async def answer_from_database(ctx: Context, user_id: int, rp_id: int) -> dict | None:
+    """Answer a grab on a packet whose slots are not (or no longer) in Redis; None when the
+    packet turns out to be grabbable (paid a moment ago): then the grab goes on."""
     async with ctx.db.cursor() as cur:
         row = await packets.get(cur, rp_id)
         if row is None:
@@ -117,4 +124,6 @@ async def answer_from_database(ctx: Context, user_id: int, rp_id: int) -> dict:
         return already(share)
     if status == "finished":
         return {"result": "too_slow"}
+    if status == "active":
+        return None
     return {"result": "expired"}

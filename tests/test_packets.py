@@ -3,6 +3,7 @@ import asyncio
 
 import pytest
 
+from rtserver import grab
 from rtserver.money import format_fen, parse_amount
 from storage import slots
 from tests.test_admin import LOOKALIKES
@@ -426,4 +427,28 @@ async def test_too_slow_is_answered_from_redis_alone(admin, connect, ctx, monkey
     assert {r["result"] for r in again} == {"too_slow"}
     assert sql == []
     assert 1 <= len(redis_calls) <= len(again)
+    audit()
+
+
+@pytest.mark.gen_test
+async def test_a_grab_racing_the_payment_is_never_told_expired(admin, connect, ctx,
+                                                               monkeypatch, audit):
+    """The packet is paid between the grab's look for its slots (not yet: unpaid) and its
+    look at the database (paid): the grab goes on and wins, it is not told `expired`."""
+    gid, (alice, bob), (a, b) = await group_with(admin, connect, 2, "10.00")
+    created = await a.request("packet.create", type=2, for_id=gid, number=1, amount="1.00",
+                              pay_type="balance")
+    real = grab.load_slots
+
+    async def paid_just_after(ctx_, rp_id):
+        found = await real(ctx_, rp_id)
+        if found is None and not paid:
+            paid.append(await a.request("packet.pay", rp_id=rp_id))  # the commit lands now
+        return found
+
+    paid = []
+    monkeypatch.setattr(grab, "load_slots", paid_just_after)
+    got = await b.request("packet.grab", rp_id=created["rp_id"])
+    assert paid and paid[0]["ok"], "the payment landed in between"
+    assert (got["result"], got["money"]) == ("ok", "1.00")
     audit()
