@@ -71,7 +71,11 @@ class Unavailable(RtError):
 
 
 class PinRequired(RtError):
-    code, default_message, http_status = "pin_required", "a payment password is required", 403
+    code, http_status = "pin_required", 403
+
+    def __init__(self, message: str, has_pin: bool):
+        super().__init__(message)
+        self.fields = {"has_pin": has_pin}  # whether to enter it, or to set one first
 
 
 class BadPin(RtError):

@@ -39,7 +39,7 @@ async def check_payment(ctx: Context, user_id: int, pin: str | None) -> None:
     """Let a balance payment go ahead only with the payer's PIN, and with --require-pin only for
     users who have one. Raises PinRequired, BadPin or PinLocked."""
     if not await check_pin(ctx, user_id, pin, "pin") and ctx.settings.require_pin:
-        raise PinRequired("set a payment password (wallet.set_pin) first")
+        raise PinRequired("set a payment password (wallet.set_pin) first", has_pin=False)
 
 
 async def check_pin(ctx: Context, user_id: int, pin: str | None, argument: str,
@@ -53,7 +53,8 @@ async def check_pin(ctx: Context, user_id: int, pin: str | None, argument: str,
         if record is None:
             return False
         if pin is None:
-            raise PinRequired(f"{argument} is required: this wallet has a payment password")
+            raise PinRequired(f"{argument} is required: this wallet has a payment password",
+                              has_pin=True)
         now = int(time.time())
         if record.locked_until > now:  # refused before any hashing, the right PIN too
             raise PinLocked(record.locked_until)

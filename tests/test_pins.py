@@ -129,7 +129,8 @@ async def test_once_set_a_balance_payment_takes_the_pin_and_a_right_one_resets_t
     assert (await connect(uid)).hello["has_pin"] is True
 
     rp_id = await unpaid("3.00")
-    assert refused(await client.request("packet.pay", rp_id=rp_id)) == ("pin_required", None, None)
+    missing = await client.request("packet.pay", rp_id=rp_id)
+    assert refused(missing) == ("pin_required", None, None) and missing["has_pin"] is True
     assert refused(await client.request("packet.pay", rp_id=rp_id, pin=WRONG)) == (
         "bad_pin", 4, None)
     assert refused(await client.request("packet.pay", rp_id=rp_id, pin="999999")) == (
@@ -217,8 +218,9 @@ async def test_five_wrong_in_a_row_lock_even_the_right_pin_until_then(admin, con
 async def test_require_pin_asks_every_balance_payment_but_not_a_providers(admin, connect, audit):
     uid, client, unpaid = await payer(admin, connect)
     rp_id = await unpaid()
-    assert refused(await client.request("packet.pay", rp_id=rp_id)) == ("pin_required", None, None)
-    assert refused(await client.request("packet.pay", rp_id=rp_id, pin=RIGHT))[0] == "pin_required"
+    for args in ({}, {"pin": RIGHT}):
+        none_yet = await client.request("packet.pay", rp_id=rp_id, **args)
+        assert refused(none_yet)[0] == "pin_required" and none_yet["has_pin"] is False
     # A provider's payment is confirmed with the PIN of the provider's own app.
     group = (await client.request("packet.detail", rp_id=rp_id))["packet"]["for_id"]
     third = await client.request("packet.create", type=2, for_id=group, number=1, amount="1.00",
