@@ -307,6 +307,44 @@ async def test_thirty_wrong_tries_recorded_at_once_count_to_exactly_five(admin, 
     assert await wallet_pin(ctx, uid) == pins.PinRecord(stored, 0, now + 60)
 
 
+@pytest.mark.gen_test(timeout=30)
+async def test_a_right_pin_and_a_fifth_wrong_one_at_once_are_judged_in_one_order(admin, ctx):
+    """Either the right one came first (let through, and the wrong one is the first of a new
+    row), or the wrong one locked the PIN first (and the right one is refused): never both."""
+    stored = hash_pin(RIGHT)
+    for _ in range(10):  # which of the two MariaDB takes first is up to it
+        uid = await admin.user()
+        now = int(time.time())
+        async with ctx.db.cursor() as cur:
+            assert await pins.insert(cur, uid, stored, now)
+
+        async def recorded(right: bool):
+            async with UnitOfWork(ctx) as uow:
+                after = await pins.record_try(uow.cur, uid, stored, right, now, now + 60,
+                                              MAX_WRONG)
+                await uow.commit()
+            return after
+
+        for _ in range(MAX_WRONG - 1):
+            await recorded(False)
+        right, wrong = await asyncio.gather(recorded(True), recorded(False))
+        if right.locked_until > now:
+            assert wrong.locked_until == now + 60  # locked first: the right PIN refused
+        else:
+            assert (wrong.wrong, wrong.locked_until) == (1, 0)  # reset first: one wrong after
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_two_first_pins_set_at_once_one_is_set_and_the_other_needs_it(admin, connect):
+    uid, client, unpaid = await payer(admin, connect)
+    other = await connect(uid)
+    replies = await asyncio.gather(client.request("wallet.set_pin", pin=RIGHT),
+                                   other.request("wallet.set_pin", pin=NEW))
+    assert sorted(r.get("code", "ok") for r in replies) == ["ok", "pin_required"]
+    winner = RIGHT if replies[0]["ok"] else NEW
+    assert (await client.request("packet.pay", rp_id=await unpaid(), pin=winner))["ok"]
+
+
 @pytest.mark.gen_test(timeout=90)
 async def test_right_and_wrong_pins_racing_with_payments_pay_each_packet_once(
         admin, connect, ctx, audit):
