@@ -43,7 +43,7 @@ async def check_payment(ctx: Context, user_id: int, pin: str | None) -> None:
 
 
 async def check_pin(ctx: Context, user_id: int, pin: str | None, argument: str,
-                new_pin: str | None = None) -> bool:
+                    new_pin: str | None = None) -> bool:
     """Check `pin` (the request's `argument`) against the user's PIN; a right one resets the
     count of wrong tries and, with `new_pin`, is replaced by it. Return False when the user has
     no PIN, having checked nothing; raise PinRequired, BadPin or PinLocked."""
@@ -55,13 +55,13 @@ async def check_pin(ctx: Context, user_id: int, pin: str | None, argument: str,
         if pin is None:
             raise PinRequired(f"{argument} is required: this wallet has a payment password",
                               has_pin=True)
-        now = int(time.time())
-        if record.locked_until > now:  # refused before any hashing, the right PIN too
+        if record.locked_until > time.time():  # refused before any hashing, the right PIN too
             raise PinLocked(record.locked_until)
         right = await ctx.pin_hasher.run(user_id, pin_matches, pin, record.pin_hash)
-        new_hash = await ctx.pin_hasher.run(user_id, hash_pin, new_pin) if right and new_pin \
-            else None
-        now = int(time.time())  # the hashes took a while
+        new_hash = None
+        if right and new_pin is not None:
+            new_hash = await ctx.pin_hasher.run(user_id, hash_pin, new_pin)
+        now = int(time.time())  # after the hashing, which may have waited for its turn
         async with UnitOfWork(ctx) as uow:
             after = await pins.record_try(uow.cur, user_id, record.pin_hash, right, now,
                                           now + ctx.settings.pin_lock, MAX_WRONG, new_hash)
