@@ -1,6 +1,6 @@
-"""The admin API of the chat app's back end: users, groups, members, deposits."""
+"""The admin API of the chat app's back end: users, groups, members, deposits, PINs."""
 from handlers.base import AdminHandler
-from rtserver import people, wallet
+from rtserver import people, pins, wallet
 from rtserver.errors import BadRequest, InvalidAmount
 from rtserver.integers import MAX_ID, positive_integer
 from rtserver.money import format_fen, parse_amount
@@ -72,10 +72,16 @@ class DepositHandler(AdminHandler):
         self.write_json({"balance": format_fen(balance.fen)})
 
 
+class PinHandler(AdminHandler):
+    async def delete(self, user_id):
+        self.write_json(await pins.remove_pin(self.ctx, _path_id(user_id)))
+
+
 default_handlers = [
     (r"/admin/users/([^/]+)", UserHandler),
     (r"/admin/groups/([^/]+)", GroupHandler),
     (r"/admin/groups/([^/]+)/members", GroupMembersHandler),
     (r"/admin/groups/([^/]+)/members/([^/]+)", GroupMemberHandler),
     (r"/admin/wallets/([^/]+)/deposit", DepositHandler),
+    (r"/admin/wallets/([^/]+)/pin", PinHandler),
 ]

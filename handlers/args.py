@@ -2,6 +2,7 @@
 from rtserver.errors import BadRequest
 from rtserver.integers import MAX_ID
 from rtserver.money import parse_amount
+from rtserver.pin_hash import parse_pin
 
 REQUIRED = object()
 
@@ -47,6 +48,7 @@ def anything(value):
 
 
 amount = parse_amount
+pin = parse_pin  # six ASCII digits
 
 
 def parse_args(schema: dict, frame: dict) -> dict:

@@ -216,7 +216,7 @@ def _decode(data: bytes | str) -> dict:
 
 
 def _failure(rid, err: RtError) -> dict:
-    return {"re": rid, "ok": False, "code": err.code, "message": err.message}
+    return {"re": rid, "ok": False, "code": err.code, "message": err.message, **err.fields}
 
 
 def _size(data: bytes | str) -> int:

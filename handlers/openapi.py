@@ -105,6 +105,10 @@ def admin_paths() -> dict:
             ok_json(obj(["balance"], balance=MONEY)), 400, 404, admin=True, params=[uid],
             body=json_content(obj(["amount", "ref"], amount=AMOUNT,
                                   ref={**TEXT, "maxLength": MAX_REF})))},
+        "/admin/wallets/{uid}/pin": {"delete": operation(
+            "removePin", "Remove a user's payment password and its lock (after the chat app's "
+            "own identity check)", ok_json(obj(["has_pin"], has_pin={"type": "boolean"})),
+            400, 404, admin=True, params=[uid])},
     }
 
 

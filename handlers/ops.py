@@ -2,8 +2,8 @@
 import time
 
 from handlers.args import (REQUIRED, amount, anything, choice, count, identifier, mapping,
-                           parse_args, text)
-from rtserver import chat, grab, packets, payments, wallet
+                           parse_args, pin, text)
+from rtserver import chat, grab, packets, payments, pins, wallet
 from rtserver.errors import UnknownOp
 from rtserver.lifecycle import PAY_TYPES
 
@@ -32,6 +32,7 @@ def cursor(value):
 OPS = {
     "ping": ({}, ping),
     "wallet.get": ({}, wallet_get),
+    "wallet.set_pin": ({"pin": (pin, REQUIRED), "old_pin": (pin, None)}, pins.set_pin),
     "chat.send": ({**TO, "text": (text(chat.MAX_TEXT, 1), REQUIRED)}, chat.send),
     "chat.history": ({**TO, "before": (identifier, None), "limit": (count(1, 100), 50)},
                      chat.history),
@@ -39,7 +40,7 @@ OPS = {
                        "number": (anything, None), "amount": (amount, REQUIRED),
                        "intro": (anything, None), "pay_type": (choice(*PAY_TYPES), REQUIRED),
                        "client_key": (text(64, 1), None)}, packets.create),
-    "packet.pay": (RP, packets.pay),
+    "packet.pay": ({**RP, "pin": (pin, None)}, packets.pay),
     "packet.sync_paid": ({**RP, "result": (mapping, {})}, payments.sync_paid),
     "packet.grab": (RP, grab.grab),
     "packet.detail": (RP, packets.detail),

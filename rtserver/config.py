@@ -35,6 +35,9 @@ class Settings:
     max_connections_per_user: int = flag(20, "sockets one user may have open on this node")
     max_connections: int = flag(50000, "sockets this node keeps open at most")
     header_timeout: float = flag(10.0, "seconds an HTTP request's headers may take to arrive")
+    pin_lock: int = flag(10800, "seconds a payment password stays locked after five wrong tries")
+    require_pin: bool = flag(False, "every balance payment needs a payment password: users "
+                             "without one get pin_required")
     uvloop: bool = flag(True, "run on uvloop's event loop (--uvloop=false: asyncio's own)")
     alipay_app_id: str = flag("", "our Alipay app id")
     alipay_public_key_file: str = flag("", "Alipay's public key (PEM)")
@@ -67,6 +70,8 @@ class Settings:
         if self.refund_to not in ("original", "balance"):
             raise SystemExit(f"rtserver: --refund-to must be original or balance, not "
                              f"{self.refund_to!r}")
+        if self.pin_lock < 1:
+            raise SystemExit(f"rtserver: --pin-lock must be 1 second or more, not {self.pin_lock}")
         if self.processes < 1:
             raise SystemExit(f"rtserver: --processes must be 1 or more, not {self.processes}")
         if not self.dev:

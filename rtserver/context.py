@@ -13,6 +13,7 @@ from rtserver.config import Settings
 from rtserver.hub import Hub
 from rtserver.memory import Reclaimer
 from rtserver.outages import Outages
+from rtserver.pin_hash import PinHasher
 from rtserver.quotas import Quotas
 from rtserver.slot_taker import SlotTaker
 from storage.db import Database
@@ -36,6 +37,7 @@ class Context:
     outages: Outages  # MariaDB or Redis down: said once, counted, watched
     caches: Caches
     reclaimer: Reclaimer  # memory given back
+    pin_hasher: PinHasher  # payment passwords' slow hashes, off the event loop
     inflight: set = dataclasses.field(default_factory=set)  # requests being answered
     # The two that work on the context itself: made from it right after it.
     booker: Booker = dataclasses.field(init=False)  # the group commit of grabs

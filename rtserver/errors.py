@@ -15,6 +15,7 @@ class RtError(Exception):
     def __init__(self, message: str | None = None):
         super().__init__(message or self.default_message)
         self.message = message or self.default_message
+        self.fields: dict = {}  # what the failure carries beside its code and message
 
 
 class BadRequest(RtError):
@@ -67,6 +68,30 @@ class RateLimited(RtError):
 
 class Unavailable(RtError):
     code, default_message, http_status = "unavailable", "a dependency is down; retry", 503
+
+
+class PinRequired(RtError):
+    code, http_status = "pin_required", 403
+
+    def __init__(self, message: str, has_pin: bool):
+        super().__init__(message)
+        self.fields = {"has_pin": has_pin}  # whether to enter it, or to set one first
+
+
+class BadPin(RtError):
+    code, http_status = "bad_pin", 403
+
+    def __init__(self, tries_left: int):
+        super().__init__(f"wrong payment password; {tries_left} tries left")
+        self.fields = {"tries_left": tries_left}
+
+
+class PinLocked(RtError):
+    code, http_status = "pin_locked", 403
+
+    def __init__(self, until: int):
+        super().__init__(f"payment password locked after too many wrong tries, until {until}")
+        self.fields = {"until": until}
 
 
 class OutcomeUnknown(Exception):

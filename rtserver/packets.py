@@ -2,7 +2,7 @@
 import datetime
 import time
 
-from rtserver import access, chat, lifecycle, payments, views
+from rtserver import access, chat, lifecycle, payments, pins, views
 from rtserver.allocation import split_equal, split_lucky
 from rtserver.context import Context
 from rtserver.errors import (AlreadyPaid, BadRequest, Forbidden, InsufficientBalance, NotFound)
@@ -88,8 +88,11 @@ async def check_recipient(cur, sender: int, type: int, for_id: int) -> int | Non
     return await people.member_count(cur, for_id)
 
 
-async def pay(ctx: Context, user_id: int, rp_id: int) -> dict:
-    """Pay a packet from the sender's balance, then put it into its room."""
+async def pay(ctx: Context, user_id: int, rp_id: int, pin: str | None) -> dict:
+    """Pay a packet from the sender's balance, with their PIN, then put it into its room."""
+    async with ctx.db.cursor() as cur:  # a PIN is asked only for a payment that can be made
+        check_payable(await packets.get(cur, rp_id), user_id, "balance")
+    await pins.check_payment(ctx, user_id, pin)  # before, and outside, the paying transaction
     now = int(time.time())
     async with UnitOfWork(ctx) as uow:
         packet = await packets.get(uow.cur, rp_id)

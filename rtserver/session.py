@@ -5,7 +5,7 @@ from rtserver.context import Context
 from rtserver.errors import Unauthorized
 from rtserver.hub import group_room, user_room
 from rtserver.wallet import wallet_view
-from storage import people, wallets
+from storage import people, pins, wallets
 
 
 async def open_session(ctx: Context, user_id: int) -> tuple[dict, list[str]]:
@@ -16,10 +16,12 @@ async def open_session(ctx: Context, user_id: int) -> tuple[dict, list[str]]:
             raise Unauthorized("unknown user")
         groups = await people.groups_of(cur, user_id)
         balance = await wallets.balance(cur, user_id)
+        has_pin = await pins.exists(cur, user_id)
     hello = {
         "ev": "hello",
         "user": {"id": user["id"], "name": user["name"]},
         **wallet_view(balance),
+        "has_pin": has_pin,
         "groups": [{"id": g["id"], "name": g["name"], "members": g["members"]} for g in groups],
         "server_time": int(time.time()),
     }

@@ -8,6 +8,7 @@ from rtserver.finishing import Finisher
 from rtserver.hub import Hub
 from rtserver.memory import Reclaimer
 from rtserver.outages import Outages
+from rtserver.pin_hash import PinHasher
 from rtserver.providers import load_providers
 from rtserver.quotas import Quotas
 from rtserver.slot_taker import SlotTaker
@@ -30,7 +31,7 @@ async def open_context(settings: Settings) -> Context:
         providers=load_providers(settings),
         taker=SlotTaker(redis, Keys(settings.redis_prefix)),
         quotas=Quotas(settings.max_connections, settings.max_connections_per_user),
-        outages=outages, caches=caches, reclaimer=Reclaimer())
+        outages=outages, caches=caches, reclaimer=Reclaimer(), pin_hasher=PinHasher())
     ctx.finisher = Finisher(ctx)
     ctx.booker = Booker(ctx)
     await ctx.bus.start()
@@ -47,5 +48,6 @@ async def close_context(ctx: Context) -> None:
     await ctx.finisher.close()  # after the booker: its last batches are checked too
     await ctx.bus.stop()  # after both: what they finished last is published too
     ctx.outages.close()
+    ctx.pin_hasher.close()
     await ctx.db.close()
     await ctx.redis.aclose()

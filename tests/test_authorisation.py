@@ -48,6 +48,8 @@ SOCKET = [
     ("packet.detail", {"rp_id": 999_999_999}, everyone("not_found")),
     ("packet.grab", {"rp_id": 999_999_999}, everyone("not_found")),
     ("packet.pay", {"rp_id": 999_999_999}, everyone("not_found")),
+    # Last: from here on each one's balance payments take the PIN.
+    ("wallet.set_pin", {"pin": "123456"}, everyone()),
 ]
 
 # Who calls an HTTP endpoint, by what they send in Authorization.
@@ -71,6 +73,8 @@ HTTP = [
      callers("admin token", answer="200", **ADMIN_ONLY)),
     ("POST", "/admin/wallets/STRANGER/deposit", {"amount": "1.00", "ref": "auth-table"},
      callers("admin token", answer="200", **ADMIN_ONLY)),
+    ("DELETE", "/admin/wallets/SENDER/pin", None, callers("admin token", answer="200",
+                                                          **ADMIN_ONLY)),
     ("POST", "/dev/token", {"user_id": "STRANGER"}, callers(answer="404 not_found",
                                                             others="404 not_found")),
     # Providers prove themselves by signature, not by token: unsigned is refused, whoever sends.

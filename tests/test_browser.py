@@ -10,6 +10,8 @@ import contextlib
 import dataclasses
 import os
 import pathlib
+import datetime
+import math
 import re
 
 import pytest
@@ -17,6 +19,7 @@ import pytest
 from jobs.runner import JobRunner
 from rtserver import auth
 from rtserver.money import format_fen, parse_amount
+from storage import pins
 from storage.queue import SettlementQueue
 
 async_api = pytest.importorskip("playwright.async_api",
@@ -89,6 +92,13 @@ class Person:
 
     def last_packet(self):
         return self.page.locator(".rp-bubble").last
+
+    async def type_pin(self, title: str, pin: str):
+        """Type a PIN on the pad's keypad once it asks for it under `title`."""
+        await expect(self.page.locator(".pin-title")).to_have_text(title)
+        await expect(self.page.locator(".pin-box.filled")).to_have_count(0)
+        for digit in pin:
+            await self.page.click(f".pin-key[data-key='{digit}']")
 
 
 async def overview(browser, names: list[str]) -> None:
@@ -428,3 +438,62 @@ async def test_json_fallback_reconnects_and_catches_up(admin, connect, base_url,
         await expect(person.page.locator("#status")).to_be_hidden()
         await expect(person.page.locator(".bubble", has_text="在线时的消息")).to_have_count(1)
         assert not person.errors
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_paying_with_the_pin_pad_a_wrong_pin_says_the_tries_left_then_the_lock(
+        admin, base_url, ctx, audit):
+    gid, (alice, _, _) = await three_in_a_group(admin)
+    async with chromium() as browser:
+        sender = await Person.sign_in(browser, base_url, alice)
+        page = sender.page
+        # 设置支付密码 from the 我 card: typed twice; then changed: the old one, the new twice.
+        await page.click("#pin-btn")
+        await sender.type_pin("设置支付密码", "135790")
+        await sender.type_pin("请再次填写以确认", "135790")
+        await expect(page.locator("#toast")).to_have_text("支付密码设置成功")
+        await expect(page.locator("#pinpad")).to_be_hidden()
+        await page.click("#pin-btn")
+        await sender.type_pin("请输入原支付密码，以验证身份", "135790")
+        await sender.type_pin("请设置新的支付密码", "246801")
+        await sender.type_pin("请再次填写以确认", "246801")
+        await expect(page.locator("#toast")).to_have_text("支付密码已修改")
+        await expect(page.locator("#toast")).to_be_hidden()
+
+        async def send_packet(total: str):
+            await page.click("#rp-btn")
+            await page.fill("#rp-number", "2")
+            await page.fill("#rp-amount", total)
+            await page.click("#rp-send")
+            await expect(page.locator(".pin-amount")).to_have_text(f"¥{total}")
+
+        await sender.open_room(f"g:{gid}")
+        await send_packet("10.00")
+        await sender.shot("pin_pad")
+        await sender.type_pin("请输入支付密码", "135790")  # the old one: wrong now
+        await expect(page.locator(".pin-error")).to_have_text("支付密码错误，剩余次数：4")
+        await expect(page.locator(".pin-box.filled")).to_have_count(0)
+        await sender.shot("pin_wrong")
+        await sender.type_pin("请输入支付密码", "246801")
+        await expect(page.locator("#room")).to_be_visible()
+        await expect(page.locator("#pinpad")).to_be_hidden()
+        await expect(sender.last_packet()).to_contain_text("恭喜发财，大吉大利")
+        await expect(page.locator("#balance")).to_have_text("90.00")
+
+        # Five wrong in a row: the pad closes, and the form says until when, in Beijing time.
+        await send_packet("5.00")
+        for left in (4, 3, 2, 1):
+            await sender.type_pin("请输入支付密码", "000000")
+            await expect(page.locator(".pin-error")).to_have_text(f"支付密码错误，剩余次数：{left}")
+        await sender.type_pin("请输入支付密码", "000000")
+        await expect(page.locator("#pinpad")).to_be_hidden()
+        async with ctx.db.cursor() as cur:
+            until = (await pins.get(cur, alice)).locked_until
+        beijing = datetime.datetime.fromtimestamp(
+            math.ceil(until / 60) * 60, datetime.timezone(datetime.timedelta(hours=8)))
+        await expect(page.locator("#send-error")).to_have_text(
+            f"支付密码已锁定，请于北京时间{beijing:%Y-%m-%d %H:%M}后重试")
+        await expect(page.locator("#balance")).to_have_text("90.00")
+        await sender.shot("pin_locked")
+        assert not sender.errors
+    audit()

@@ -24,7 +24,8 @@ from tests.test_packets import create_and_pay
 EXAMPLES = int(os.environ.get("RTSERVER_FUZZ_EXAMPLES", "300"))
 CODES = {"bad_request", "bad_frame", "unknown_op", "unauthorized", "forbidden", "not_found",
          "invalid_amount", "invalid_number", "insufficient_balance", "already_paid", "not_paid",
-         "rate_limited", "unavailable"}  # every failure code but "internal": that is a bug
+         "rate_limited", "unavailable", "bad_pin", "pin_required",
+         "pin_locked"}  # every failure code but "internal": that is a bug
 
 # Any code point, awkward ones more often. Hypothesis all but never draws a lone surrogate (which
 # JSON's \ud800 escapes make), so those are put in on purpose.
@@ -50,6 +51,9 @@ SCALARS = st.one_of(
 VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
                       | st.dictionaries(st.one_of(text(8), st.integers()), inner,
                                         max_size=4), max_leaves=12)
+# Mostly the attacker's own few PINs (set, changed, tried, locked), else what a PIN is not.
+PINS = st.sampled_from(["123456", "000000", "999999"] * 3
+                       + ["12345", "1234567", "１２３４５６", "12345a", " 123456", "123456\n"])
 IDS = st.one_of(st.integers(min_value=-2**64, max_value=2**64), st.sampled_from([0, -1]),
                 text(70), VALUES)
 
@@ -73,6 +77,7 @@ def plausible(world: dict) -> dict:
         "year": st.integers(min_value=1999, max_value=2101),
         "limit": st.integers(min_value=-1, max_value=101),
         "result": VALUES,
+        "pin": PINS, "old_pin": PINS,
     }
 
 

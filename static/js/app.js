@@ -4,6 +4,7 @@ import { Connection } from "./conn.js";
 import { avatar, clear, h, shortTime, toast } from "./dom.js";
 import { openMyBox } from "./mybox.js";
 import { closeDetail, ensureKnown, listen as listenToPackets, packetBubble } from "./packets.js";
+import { openPinSettings } from "./pin.js";
 import { openSendForm } from "./sendform.js";
 import {
   app, groupKey, knowPacket, learnName, nameOf, newRoom, onChange, refusal, roomOfMessage,
@@ -41,6 +42,7 @@ function boot() {
   $("demo-btn").addEventListener("click", setUpDemo);
   $("signout-btn").addEventListener("click", signOut);
   $("mybox-btn").addEventListener("click", openMyBox);
+  $("pin-btn").addEventListener("click", openPinSettings);
   $("dm-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const id = Number($("dm-uid").value);
@@ -175,6 +177,7 @@ async function onHello(hello) {
   app.clockSkew = clockSkew(hello.server_time);
   learnName(hello.user);
   app.groups = hello.groups;
+  app.hasPin = hello.has_pin;
   setBalance(hello);
   $("me-name").textContent = hello.user.name;
   $("me-avatar").replaceWith(Object.assign(avatar(hello.user), { id: "me-avatar" }));

@@ -62,6 +62,16 @@ export function shortTime(unix) {
   return d.getFullYear() === now.getFullYear() ? `${day} ${clock}` : `${d.getFullYear()}-${day} ${clock}`;
 }
 
+/**
+ * "2025-11-24 14:04" in Beijing time (UTC+8, no daylight saving) wherever the browser is, the
+ * minute rounded up: for "after then", it is never early.
+ */
+export function beijingTime(unix) {
+  const d = new Date((Math.ceil(unix / 60) * 60 + 8 * 3600) * 1000);
+  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} `
+    + `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
+}
+
 /** "14:03:09": the grab times on the detail page, where seconds tell who was fastest. */
 export function clockTime(unix) {
   const d = new Date(unix * 1000);

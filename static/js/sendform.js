@@ -4,6 +4,7 @@
 import { clear, h } from "./dom.js";
 import { checkPacket, formatFen, LIMITS, parseFen } from "./money.js";
 import { watchSettlement } from "./packets.js";
+import { payFromBalance } from "./pin.js";
 import { PacketType, PayStatus } from "./protocol.js";
 import { app, newClientKey, refusal, show } from "./state.js";
 
@@ -106,7 +107,8 @@ async function send() {
   try {
     const created = await app.conn.request("packet.create", args);
     if (!created.ok) return showError(refusal(created));
-    const paid = payType === "sandbox" ? await paySandbox(created) : await app.conn.request("packet.pay", { rp_id: created.rp_id });
+    const paid = payType === "sandbox" ? await paySandbox(created) : await payFromBalance(created);
+    if (paid.code === "cancelled") return;  // the pad closed: the form stays, the packet unpaid
     if (!paid.ok) return showError(refusal(paid));
     show("room");
   } finally {

@@ -1,6 +1,7 @@
 // What the page knows: who is signed in, the rooms and their messages, the packets seen, and
 // the page on screen. One object, shared by the modules; the server is the truth, this a copy.
 
+import { beijingTime } from "./dom.js";
 import { PacketType } from "./protocol.js";
 
 
@@ -17,6 +18,7 @@ export const app = {
   page: "signin",
   listeners: new Map(),
   clockSkew: 0,        // server clock minus ours, in seconds, from hello's server_time
+  hasPin: false,       // a 支付密码 is set: from hello, then from what the server answers
 };
 
 /** The server's idea of now (Unix seconds): expiry is the server's clock, not this machine's. */
@@ -106,10 +108,13 @@ const CODE_WORDS = {
   unavailable: "网络或服务暂不可用，请稍后再试",
   unauthorized: "登录已失效",
   internal: "服务器出错了",
+  pin_required: "请输入支付密码",
 };
 
 /** "零钱余额不足（balance is less than 10.00）": what the server refused, and why. */
 export function refusal(reply) {
+  if (reply.code === "bad_pin") return `支付密码错误，剩余次数：${reply.tries_left}`;
+  if (reply.code === "pin_locked") return `支付密码已锁定，请于北京时间${beijingTime(reply.until)}后重试`;
   const words = CODE_WORDS[reply.code] || "操作失败";
   return reply.message && reply.message !== words ? `${words}（${reply.message}）` : words;
 }
