@@ -15,6 +15,7 @@ from rtserver.memory import Reclaimer
 from rtserver.outages import Outages
 from rtserver.quotas import Quotas
 from rtserver.slot_taker import SlotTaker
+from rtserver.token_clock import TokenClock
 from storage.db import Database
 from storage.redis_client import Keys
 
@@ -37,6 +38,7 @@ class Context:
     caches: Caches
     reclaimer: Reclaimer  # memory given back
     inflight: set = dataclasses.field(default_factory=set)  # requests being answered
+    token_clock: TokenClock = dataclasses.field(default_factory=TokenClock)  # sockets' token ends
     # The two that work on the context itself: made from it right after it.
     booker: Booker = dataclasses.field(init=False)  # the group commit of grabs
     finisher: Finisher = dataclasses.field(init=False)  # finishes packets once all is booked
