@@ -20,6 +20,7 @@ from jobs.runner import JobRunner
 from rtserver import auth
 from rtserver.money import format_fen, parse_amount
 from storage.queue import SettlementQueue
+from tests.test_tokens import sleep_until
 
 async_api = pytest.importorskip("playwright.async_api",
                                 reason="playwright is not installed (make install puts it in .venv)")
@@ -440,10 +441,6 @@ async def test_json_fallback_reconnects_and_catches_up(admin, connect, base_url,
 
 
 SHORT_TOKEN = 4  # seconds: a token that runs out while the test watches
-
-
-async def sleep_until(moment: float) -> None:
-    await asyncio.sleep(max(0, moment - time.time()))
 
 
 @pytest.mark.gen_test(timeout=60)

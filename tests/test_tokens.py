@@ -88,11 +88,13 @@ def test_every_socket_is_taken_once_at_the_first_sweep_past_its_exp(steps):
 
 @pytest.fixture
 def open_with(http_server, base_url):
-    """Open sockets with the token given; all are closed when the test ends."""
+    """Open sockets with the token given, each noting when (by this machine's clock) it saw its
+    socket close; all are closed when the test ends."""
     opened = []
 
     async def open_socket(token: str) -> Client:
         client = await Client.open(base_url, token)
+        client.closed.add_done_callback(lambda _: setattr(client, "closed_at", time.time()))
         opened.append(client)
         return client
 
@@ -106,17 +108,10 @@ def token_until(settings, user_id: int, exp: float, secret: str | None = None) -
                       algorithm="HS256")
 
 
-def closing(client: Client) -> dict:
-    """When (by this machine's clock) the client saw its socket close, once it has."""
-    seen = {}
-    client.closed.add_done_callback(lambda _: seen.setdefault("at", time.time()))
-    return seen
-
-
-async def ends_with_4001(client: Client, seen: dict, not_before: float) -> None:
+async def ends_with_4001(client: Client, not_before: float) -> None:
     code = await asyncio.wait_for(asyncio.shield(client.closed), not_before - time.time() + 10)
     assert (code, client.conn.close_reason) == (TOKEN_EXPIRED, "token expired")
-    assert seen["at"] >= not_before, "closed before its token ended"
+    assert client.closed_at >= not_before, "closed before its token ended"
 
 
 async def sleep_until(moment: float) -> None:
@@ -128,9 +123,8 @@ async def test_a_socket_is_closed_with_4001_once_its_token_ends(admin, open_with
     uid = await admin.user()
     exp = math.floor(time.time()) + 2
     client = await open_with(token_until(settings, uid, exp))
-    seen = closing(client)
     assert (await client.request("ping"))["ok"] is True
-    await ends_with_4001(client, seen, exp)
+    await ends_with_4001(client, exp)
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -140,12 +134,11 @@ async def test_a_refreshed_socket_outlives_its_first_token_and_ends_with_the_sec
     first = math.floor(time.time()) + 2
     second = first + 2
     client = await open_with(token_until(settings, uid, first))
-    seen = closing(client)
     reply = await client.request("auth.refresh", token=token_until(settings, uid, second))
     assert reply == {"re": reply["re"], "ok": True, "exp": second}
     await sleep_until(first + 0.5)
     assert (await client.request("ping"))["ok"] is True, "answered past the first token's exp"
-    await ends_with_4001(client, seen, second)
+    await ends_with_4001(client, second)
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -154,9 +147,8 @@ async def test_a_refresh_replaces_the_token_even_with_one_that_ends_sooner(
     uid = await admin.user()
     sooner = math.floor(time.time()) + 2
     client = await open_with(token_until(settings, uid, sooner + 3600))
-    seen = closing(client)
     assert (await client.request("auth.refresh", token=token_until(settings, uid, sooner)))["ok"]
-    await ends_with_4001(client, seen, sooner)
+    await ends_with_4001(client, sooner)
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -164,7 +156,6 @@ async def test_a_refused_refresh_changes_nothing(admin, open_with, settings):
     uid, other = await admin.users(2)
     exp = math.floor(time.time()) + 3
     client = await open_with(token_until(settings, uid, exp))
-    seen = closing(client)
     later = exp + 3600
     refusals = {
         "forbidden": [token_until(settings, other, later)],  # valid, but someone else's
@@ -186,7 +177,7 @@ async def test_a_refused_refresh_changes_nothing(admin, open_with, settings):
             assert (reply["ok"], reply["code"]) == (False, code), token
             assert "eyJ" not in reply["message"], "a token in an error message"
     assert (await client.request("ping"))["ok"] is True
-    await ends_with_4001(client, seen, exp)  # at the old token's exp: nothing was replaced
+    await ends_with_4001(client, exp)  # at the old token's exp: nothing was replaced
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -195,10 +186,9 @@ async def test_a_frame_after_the_token_ended_is_not_answered(admin, open_with, s
     # An exp inside a second: the clock's sweep comes at the next whole second, the frame before.
     exp = math.floor(time.time()) + 2.25
     client = await open_with(token_until(settings, uid, exp))
-    seen = closing(client)
     await sleep_until(exp + 0.05)
     await client.send({"op": "ping", "id": 7})
-    await ends_with_4001(client, seen, exp)
+    await ends_with_4001(client, exp)
     assert [f for f in client.events if f.get("re") == 7] == []
 
 
@@ -225,7 +215,6 @@ async def test_a_storm_of_tokens_ending_at_once_closes_each_and_others_are_serve
         c.request("auth.refresh", token=token_until(settings, uid, exp))
         for c, uid in zip(clients, owners)))
     assert all(r["ok"] for r in replies), replies
-    seen = [closing(c) for c in clients]
 
     # The bystander asks as soon as the first socket is seen closing; its answer comes
     # while the rest of the storm is still being closed.
@@ -239,7 +228,7 @@ async def test_a_storm_of_tokens_ending_at_once_closes_each_and_others_are_serve
     assert pong["ok"] is True
     assert still_open > 0, "the ping waited for the whole storm"
 
-    for c, s in zip(clients, seen):
-        await ends_with_4001(c, s, exp)
+    for c in clients:
+        await ends_with_4001(c, exp)
     assert (await bystander.request("ping"))["ok"] is True
     assert not bystander.closed.done()
