@@ -31,6 +31,7 @@ MAX_PENDING_BYTES = 1 << 20  # a consumer that lets this much pile up unsent is 
 MAX_REFUSALS = 200
 REFUSALS_FORGIVEN_PER_SECOND = 1.0
 IN_FLIGHT = "too many requests being worked on at once; wait for answers"
+TOKEN_EXPIRED = 4001  # PROTOCOL.md's close code for a socket whose token's `exp` has passed
 # JSON's \ud800-\udfff escapes can make lone surrogates (see is_unicode): only frames with such
 # an escape pay for the full check.
 SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -41,7 +42,7 @@ class Connection:
     within its rate, and sends what it is owed."""
 
     def __init__(self, websocket: tornado.websocket.WebSocketHandler, ctx: Context, user_id: int,
-                 subprotocol: str):
+                 subprotocol: str, token_exp: float):
         self.websocket, self.ctx = websocket, ctx  # the Tornado handler it speaks through
         self.user_id, self.subprotocol = user_id, subprotocol
         # Kept, not asked for per message: in Python 3.11 asking for the running loop costs a
@@ -52,6 +53,7 @@ class Connection:
         self.bucket, self.patience = self._buckets()
         self.outbox: list[bytes] = []  # frames waiting for the end of this turn of the loop
         self.pending_bytes = 0  # written to the stream, not yet to the socket
+        self.renew(token_exp)
 
     @property
     def ws_connection(self):
@@ -63,6 +65,8 @@ class Connection:
         # The bucket comes first: a flood must cost nothing but this check (and its refusal).
         if self._refused():
             return self._rate_limited(data)
+        if self.token_exp <= time.time():  # ended, and the clock's sweep has not come to it yet
+            return self.token_ended()
         if _size(data) > self.ctx.settings.max_frame:
             return self._bad_frame(BadFrame("frame too large"), too_big=True)
         try:
@@ -80,6 +84,7 @@ class Connection:
         """Stop what the closed socket asked for and only reads: nobody is left to hear it.
         What changes money or the chat finishes (its answer goes nowhere), so that it is never
         left half-done."""
+        self.ctx.token_clock.disarm(self)
         for task, only_reads in self.requests.items():
             if only_reads:
                 task.cancel()
@@ -97,6 +102,8 @@ class Connection:
             if rid is None and frame.get("id") is not None:
                 raise BadRequest("id must be an integer or a short string")
             result = await ops.call(self.ctx, self.user_id, op, frame)
+            if op == ops.REFRESH:
+                self.renew(result["exp"])
             reply = {"re": rid, "ok": True, **result}
             outcome = result.get("result", "ok")
         except OutcomeUnknown:
@@ -113,6 +120,17 @@ class Connection:
             metrics.refused("reply_size")
             data = codec.encode(self.subprotocol, _failure(rid, RtError("the answer is too large")))
         self.send_frame(data)
+
+    # The token: the socket lives until its `exp`, which `auth.refresh` moves.
+
+    def renew(self, token_exp: float) -> None:
+        self.token_exp = token_exp
+        self.ctx.token_clock.arm(self, token_exp)
+
+    def token_ended(self) -> None:
+        """Close the socket: its token has ended. What it asked for and is still being worked on
+        goes as on any close (abandon); answers already made leave before the close frame."""
+        self.shut(TOKEN_EXPIRED, "token expired")
 
     def _as_error(self, exc: Exception, op: str) -> RtError:
         if isinstance(exc, RtError):

@@ -18,7 +18,8 @@ class DevTokenHandler(DevHandler):
         user_id = self.json_body().get("user_id")
         if type(user_id) is not int or not 0 < user_id < 2**63:
             raise BadRequest("user_id must be a positive integer")
-        self.write_json({"token": auth.issue_token(self.ctx.settings.token_secret, user_id)})
+        self.write_json({"token": auth.issue_token(self.ctx.settings.token_secret, user_id,
+                                                   self.ctx.settings.dev_token_ttl)})
 
 
 class DevDemoHandler(DevHandler):

@@ -3,10 +3,11 @@ import time
 
 from handlers.args import (REQUIRED, amount, anything, choice, count, identifier, mapping,
                            parse_args, pin, text)
-from rtserver import chat, grab, packets, payments, pins, wallet
+from rtserver import auth, chat, grab, packets, payments, pins, wallet
 from rtserver.errors import UnknownOp
 from rtserver.lifecycle import PAY_TYPES
 
+REFRESH = "auth.refresh"  # the one op about the socket itself: the connection re-arms its clock
 TO = {"to_type": (choice("group", "user"), REQUIRED), "to_id": (identifier, REQUIRED)}
 RP = {"rp_id": (identifier, REQUIRED)}
 
@@ -24,6 +25,10 @@ async def packet_list(ctx, user_id, box, year, before, limit):
     return await show(ctx, user_id, year, before, limit)
 
 
+async def refresh_token(ctx, user_id, token):
+    return {"exp": auth.renewal(ctx.settings.token_secret, user_id, token)}
+
+
 def cursor(value):
     """A `next` cursor as given out, also accepted as a bare integer id."""
     return text(40, 1)(str(value) if type(value) is int else value)
@@ -31,6 +36,7 @@ def cursor(value):
 
 OPS = {
     "ping": ({}, ping),
+    REFRESH: ({"token": (text(4096, 1), REQUIRED)}, refresh_token),
     "wallet.get": ({}, wallet_get),
     "wallet.set_pin": ({"pin": (pin, REQUIRED), "old_pin": (pin, None)}, pins.set_pin),
     "chat.send": ({**TO, "text": (text(chat.MAX_TEXT, 1), REQUIRED)}, chat.send),
@@ -50,8 +56,9 @@ OPS = {
 }
 
 
-# Ops that change nothing: when their socket closes before they are answered, they are dropped.
-READS = frozenset({"ping", "wallet.get", "chat.history", "packet.detail", "packet.list"})
+# Ops that change nothing beyond their own socket: when it closes before they are answered, they
+# are dropped.
+READS = frozenset({"ping", REFRESH, "wallet.get", "chat.history", "packet.detail", "packet.list"})
 
 
 def only_reads(op) -> bool:

@@ -32,7 +32,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         token = self.get_query_argument("token", None) or auth.bearer(
             self.request.headers.get("Authorization"))
         try:
-            self.user_id = auth.user_of(self.ctx.settings.token_secret, token)
+            self.user_id, self.token_exp = auth.verify(self.ctx.settings.token_secret, token)
             self.ctx.quotas.take_socket(self.user_id)
         except RtError as exc:
             return self._refuse(exc.http_status, exc.message)
@@ -74,7 +74,8 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
     def open(self, *args, **kwargs):
         if not hasattr(self, "subprotocol"):
             self.subprotocol = codec.MSGPACK
-        self.connection = Connection(self, self.ctx, self.user_id, self.subprotocol)
+        self.connection = Connection(self, self.ctx, self.user_id, self.subprotocol,
+                                     self.token_exp)
         # A grab's events and its reply leave in two writes: with Nagle's algorithm the second
         # waits for the client's delayed ACK of the first, some 40 ms.
         self.set_nodelay(True)

@@ -5,7 +5,7 @@ import time
 
 import jwt
 
-from rtserver.errors import Unauthorized
+from rtserver.errors import Forbidden, Unauthorized
 from rtserver.integers import MAX_ID, positive_integer
 
 ALGORITHM = "HS256"
@@ -18,14 +18,25 @@ def issue_token(secret: str, user_id: int, ttl: int = 7 * 86400) -> str:
                       algorithm=ALGORITHM)
 
 
-def user_of(secret: str, token: str | None) -> int:
-    """Return the user id a token names, or raise Unauthorized (missing, forged, expired)."""
+def verify(secret: str, token: str | None) -> tuple[int, float]:
+    """Return the user id a token names and its `exp`, or raise Unauthorized (missing, forged,
+    expired)."""
     if not token:
         raise Unauthorized("token missing")
     user_id, exp = _verified(secret, token)
     if exp <= time.time():  # as PyJWT judges it, for a token verified while it was valid
         raise Unauthorized("token invalid or expired")
-    return user_id
+    return user_id, exp
+
+
+def renewal(secret: str, user_id: int, token: str) -> float:
+    """Return the `exp` of a new token for a user's open socket (`auth.refresh`), or raise
+    Unauthorized (a token that would be refused on the upgrade) or Forbidden (another user's:
+    a socket never changes hands)."""
+    owner, exp = verify(secret, token)
+    if owner != user_id:
+        raise Forbidden("the token is another user's")
+    return exp
 
 
 @functools.lru_cache(maxsize=VERIFIED_KEPT)

@@ -29,6 +29,7 @@ class Settings:
     job_interval: float = flag(10.0, "seconds between job sweeps")
     jobs: str = flag("inline", "inline (run the jobs in this process) or off")
     dev: bool = flag(False, "development mode: /dev/token, demo data, development secrets")
+    dev_token_ttl: int = flag(7 * 86400, "seconds a --dev token from /dev/token lasts")
     rate_limit: int = flag(50, "requests per second per connection (0: off)")
     allowed_origins: str = flag("", "comma-separated origins allowed to open the socket")
     max_frame: int = flag(64 * 1024, "largest frame answered, in bytes (bigger: bad_frame)")

@@ -16,6 +16,7 @@ from rtserver.outages import Outages
 from rtserver.pin_hash import PinHasher
 from rtserver.quotas import Quotas
 from rtserver.slot_taker import SlotTaker
+from rtserver.token_clock import TokenClock
 from storage.db import Database
 from storage.redis_client import Keys
 
@@ -39,6 +40,7 @@ class Context:
     reclaimer: Reclaimer  # memory given back
     pin_hasher: PinHasher  # payment passwords' slow hashes, off the event loop
     inflight: set = dataclasses.field(default_factory=set)  # requests being answered
+    token_clock: TokenClock = dataclasses.field(default_factory=TokenClock)  # sockets' token ends
     # The two that work on the context itself: made from it right after it.
     booker: Booker = dataclasses.field(init=False)  # the group commit of grabs
     finisher: Finisher = dataclasses.field(init=False)  # finishes packets once all is booked

@@ -47,6 +47,7 @@ async def close_context(ctx: Context) -> None:
     await ctx.booker.close()
     await ctx.finisher.close()  # after the booker: its last batches are checked too
     await ctx.bus.stop()  # after both: what they finished last is published too
+    await ctx.token_clock.close()
     ctx.outages.close()
     ctx.pin_hasher.close()
     await ctx.db.close()

@@ -13,7 +13,9 @@ import pathlib
 import datetime
 import math
 import re
+import time
 
+import jwt
 import pytest
 
 from jobs.runner import JobRunner
@@ -21,6 +23,7 @@ from rtserver import auth
 from rtserver.money import format_fen, parse_amount
 from storage import pins
 from storage.queue import SettlementQueue
+from tests.test_tokens import sleep_until
 
 async_api = pytest.importorskip("playwright.async_api",
                                 reason="playwright is not installed (make install puts it in .venv)")
@@ -61,15 +64,17 @@ async def chromium():
 class Person:
     """One browser context signed in as one user; it remembers every error the page threw."""
 
-    def __init__(self, page, errors: list):
+    def __init__(self, page, errors: list, sockets: list | None = None):
         self.page, self.errors = page, errors
+        self.sockets = [] if sockets is None else sockets  # the page's WebSockets, as opened
 
     @classmethod
     async def sign_in(cls, browser, base_url: str, user_id: int, block_msgpack: bool = False):
         context = await browser.new_context(viewport=PHONE, locale="zh-CN")
         page = await context.new_page()
-        errors = []
+        errors, sockets = [], []
         page.on("pageerror", lambda error: errors.append(error))
+        page.on("websocket", lambda ws: sockets.append(ws))
         if block_msgpack:
             await page.route("**/vendor/msgpack/**", lambda route: route.abort())
         await page.goto(base_url + "/")
@@ -77,7 +82,12 @@ class Person:
         await page.click("#signin-btn")
         await expect(page.locator("#chats")).to_be_visible()
         await expect(page.locator("#me-name")).not_to_be_empty()
-        return cls(page, errors)
+        return cls(page, errors, sockets)
+
+    async def token_exp(self, secret: str) -> int:
+        """The `exp` of the token the page holds now."""
+        token = await self.page.evaluate("sessionStorage.getItem('rt.token')")
+        return jwt.decode(token, secret, algorithms=["HS256"])["exp"]
 
     async def open_room(self, key: str):
         await self.page.click(f".chat-item[data-room='{key}']")
@@ -497,3 +507,83 @@ async def test_paying_with_the_pin_pad_a_wrong_pin_says_the_tries_left_then_the_
         await sender.shot("pin_locked")
         assert not sender.errors
     audit()
+
+
+SHORT_TOKEN = 4  # seconds: a token that runs out while the test watches
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("settings", [{"dev_token_ttl": SHORT_TOKEN}], indirect=True)
+async def test_a_page_renews_its_token_before_it_runs_out_and_stays_connected(
+        admin, base_url, settings):
+    uid = await admin.user("张三")
+    async with chromium() as browser:
+        person = await Person.sign_in(browser, base_url, uid)
+        first = await person.token_exp(settings.token_secret)
+        await sleep_until(first + 1.5)  # the server would have closed the socket at `first`
+        assert await person.token_exp(settings.token_secret) > first
+        assert len(person.sockets) == 1 and not person.sockets[0].is_closed()
+        await expect(person.page.locator("#status")).to_be_hidden()
+        await expect(person.page.locator("#me-name")).to_have_text("张三")
+        assert not person.errors
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("settings", [{"dev_token_ttl": SHORT_TOKEN}], indirect=True)
+async def test_a_page_whose_token_ran_out_gets_a_new_one_and_reconnects(
+        admin, base_url, settings):
+    uid = await admin.user("张三")
+    async with chromium() as browser:
+        person = await Person.sign_in(browser, base_url, uid)
+        first = await person.token_exp(settings.token_secret)
+        refused = []
+
+        async def refuse_the_first_renewal(route):
+            if refused:
+                return await route.continue_()
+            refused.append(route.request.url)
+            await route.abort()
+        await person.page.route("**/dev/token", refuse_the_first_renewal)
+
+        # Without its renewal the socket is closed (4001) at `first`; the page asks again.
+        await person.page.wait_for_event("websocket", timeout=15_000)
+        assert refused and person.sockets[0].is_closed()
+        await expect(person.page.locator("#status")).to_be_hidden()
+        await expect(person.page.locator("#me-name")).to_have_text("张三")
+        assert len(person.sockets) == 2, "it tried the old token first, and was refused"
+        assert await person.token_exp(settings.token_secret) > first
+        assert not person.errors
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.parametrize("settings", [{"dev": False}], indirect=True)
+async def test_a_chat_app_page_asks_the_chat_app_for_its_next_token(admin, base_url, settings):
+    uid = await admin.user("张三")
+    asked = []
+
+    def chat_app_token():
+        asked.append(time.time())
+        return auth.issue_token(settings.token_secret, uid, ttl=SHORT_TOKEN)
+
+    async with chromium() as browser:
+        context = await browser.new_context(viewport=PHONE, locale="zh-CN")
+        # The chat app's side (a WebView's injected script): answer the page's call with a token.
+        await context.expose_function("chatAppToken", chat_app_token)
+        await context.add_init_script("""
+            addEventListener("message", async (e) => {
+              if (e.data && e.data.type === "rtserver.token_needed") {
+                location.hash = "token=" + await window.chatAppToken();
+              }
+            });""")
+        page = await context.new_page()
+        sockets = []
+        page.on("websocket", lambda ws: sockets.append(ws))
+        first = int(time.time()) + SHORT_TOKEN
+        await page.goto(f"{base_url}/#token={auth.issue_token(settings.token_secret, uid, SHORT_TOKEN)}")
+        await expect(page.locator("#me-name")).to_have_text("张三")
+        await page.evaluate("window.sameDocument = true")
+        await sleep_until(first + 1.5)
+        assert asked, "the page never asked the chat app"
+        assert len(sockets) == 1 and not sockets[0].is_closed()
+        assert await page.evaluate("window.sameDocument"), "the page was loaded again"
+        assert "token" not in page.url

@@ -78,6 +78,7 @@ def plausible(world: dict) -> dict:
         "limit": st.integers(min_value=-1, max_value=101),
         "result": VALUES,
         "pin": PINS, "old_pin": PINS,
+        "token": st.sampled_from(world["tokens"]),
     }
 
 
@@ -189,6 +190,14 @@ async def set_up(admin, connect) -> dict:
             "bystander": friend_client}
 
 
+def tokens_to_refresh_with(secret: str, world: dict) -> list[str]:
+    """For `auth.refresh`: the attacker's own token, another user's, an expired, a forged one."""
+    attacker, rich = world["attacker"], world["users"][2]
+    return [auth.issue_token(secret, attacker), auth.issue_token(secret, rich),
+            auth.issue_token(secret, attacker, ttl=-60),
+            auth.issue_token("a-forger-s-secret-of-thirty-two-bytes", attacker), "e30.e30.", ""]
+
+
 async def balances(ctx, users) -> dict:
     return {uid: await wallet.balance(ctx, uid) for uid in users}
 
@@ -197,6 +206,7 @@ async def balances(ctx, users) -> dict:
 async def test_fuzzed_frames_are_answered_move_no_money_and_hurt_nobody(
         admin, connect, base_url, settings, ctx, audit):
     world = await set_up(admin, connect)
+    world["tokens"] = tokens_to_refresh_with(settings.token_secret, world)
     before = await balances(ctx, world["users"])
     token = auth.issue_token(settings.token_secret, world["attacker"])
     loop = asyncio.get_running_loop()

@@ -16,6 +16,8 @@ const TIME_GAP = 300;  // seconds between messages that earn a time line, as in 
 const TOKEN = "rt.token";          // sessionStorage: one user per tab, so two tabs can chat
 const DEV_USER = "rt.devUser";     // sessionStorage: the dev user id, to ask for a fresh token
 const DEMO_USERS = "rt.demoUsers"; // localStorage: the demo people, for one-click sign-in
+// How long a page waits for the chat app to answer its call for a new token (see askChatApp).
+const CHAT_APP_WAIT_MS = 10000;
 
 const $ = (id) => document.getElementById(id);
 
@@ -33,8 +35,7 @@ function boot() {
     sessionStorage.removeItem(DEV_USER);
     history.replaceState(null, "", location.pathname);
   }
-  // A new token in the address bar of an open page: start again as that user.
-  window.addEventListener("hashchange", () => tokenFromUrl() && location.reload());
+  window.addEventListener("hashchange", onTokenInUrl);
   $("signin-form").addEventListener("submit", (e) => {
     e.preventDefault();
     signInAs(Number($("signin-uid").value));
@@ -57,6 +58,46 @@ function boot() {
   renderDemoUsers();
   if (sessionStorage.getItem(TOKEN)) start();
   else show("signin");
+}
+
+let tokenArrived = null; // while the page waits for the chat app's new token: hands it over
+
+/**
+ * A new token in the address of an open page: the chat app's answer to askChatApp, or handed
+ * over unasked. The same person's replaces the socket's token; someone else's starts the page
+ * again as them.
+ */
+async function onTokenInUrl() {
+  const token = tokenFromUrl();
+  if (!token) return;
+  history.replaceState(null, "", location.pathname);
+  if (tokenArrived) return tokenArrived(token);
+  if (app.conn) {
+    const reply = await app.conn.refreshWith(token);
+    if (reply.ok) return sessionStorage.setItem(TOKEN, token);
+    if (reply.code !== "forbidden") return; // a token the server refuses changes nothing
+  }
+  sessionStorage.setItem(TOKEN, token);
+  sessionStorage.removeItem(DEV_USER);
+  location.reload();
+}
+
+/**
+ * Ask the chat app that opened the page for a new token: a message to the page that framed or
+ * opened this one, or to this window itself, where a WebView's own script listens. The chat
+ * app answers by putting the token in the address (`#token=…`, which never reaches a server).
+ */
+function askChatApp() {
+  return new Promise((resolve) => {
+    const answered = (token) => {
+      clearTimeout(timer);
+      tokenArrived = null;
+      resolve(token);
+    };
+    const timer = setTimeout(() => answered(sessionStorage.getItem(TOKEN)), CHAT_APP_WAIT_MS);
+    tokenArrived = answered;
+    (window.opener || window.parent).postMessage({ type: "rtserver.token_needed" }, "*");
+  });
 }
 
 function goBack(page) {
@@ -130,9 +171,10 @@ function signOut() {
 // ---- The connection ----
 
 function start() {
+  // A new token comes from where the first one did: /dev/token, or the chat app.
   const conn = new Connection(async (fresh) => {
     const devUser = Number(sessionStorage.getItem(DEV_USER));
-    if (fresh && devUser) sessionStorage.setItem(TOKEN, await devToken(devUser));
+    if (fresh) sessionStorage.setItem(TOKEN, devUser ? await devToken(devUser) : await askChatApp());
     return sessionStorage.getItem(TOKEN);
   });
   app.conn = conn;
@@ -161,20 +203,10 @@ function showStatus(status) {
   document.body.dataset.conn = status;
 }
 
-/**
- * How far the server's clock is ahead of ours. server_time is whole seconds, cut down, so the
- * server's now lies somewhere in the second after it: a skew under a second is only that
- * rounding, and trusting it would expire packets up to a second late or early.
- */
-function clockSkew(serverTime) {
-  const skew = serverTime + 0.5 - Date.now() / 1000;
-  return Math.abs(skew) < 1 ? 0 : skew;
-}
-
 async function onHello(hello) {
   const first = app.me === null;
   app.me = hello.user;
-  app.clockSkew = clockSkew(hello.server_time);
+  app.clockSkew = app.conn.clockSkew;
   learnName(hello.user);
   app.groups = hello.groups;
   app.hasPin = hello.has_pin;

@@ -1,5 +1,6 @@
 // The socket to rtserver (PROTOCOL.md): requests matched to replies by id, events to listeners,
-// msgpack when its library loaded (else JSON), and reconnection with backoff.
+// msgpack when its library loaded (else JSON), reconnection with backoff, and its token renewed
+// before it runs out.
 
 const MSGPACK = "rp.v1.msgpack";
 const JSON_PROTOCOL = "rp.v1.json";
@@ -16,11 +17,17 @@ const RATE_LIMIT_WAIT_MS = 1000;
 // The server works on at most 16 requests of one socket at once and refuses the rest: the
 // others wait here for their turn.
 const MAX_IN_FLIGHT = 16;
+// The server closes a socket with 4001 when its token's exp passes. The token is renewed
+// (`auth.refresh`) a minute before that, or a fifth of its time before for a short-lived one.
+const TOKEN_EXPIRED = 4001;
+const REFRESH_LEAD_S = 60;
+const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout's longest wait (some 24 days): longer ones in steps
 
 export class Connection {
   /**
-   * `getToken(fresh)` returns the token to connect with (a promise); `fresh` is true after a
-   * connection was refused before it opened, when an expired token is the likely cause.
+   * `getToken(fresh)` returns the token to connect with (a promise); `fresh` asks for a new one:
+   * to renew the token before it runs out, after the server closed the socket because it had, and
+   * after a connection was refused before it opened, when an expired token is the likely cause.
    */
   constructor(getToken) {
     this.getToken = getToken;
@@ -35,6 +42,8 @@ export class Connection {
     this.stopped = false;
     this.failures = 0;
     this.everOpened = false;
+    this.token = null; // the socket's token: the one it opened with, or the last one refreshed
+    this.clockSkew = 0; // the server's clock minus ours, in seconds, from hello's server_time
   }
 
   get protocol() {
@@ -67,6 +76,7 @@ export class Connection {
     this.stopped = true;
     clearTimeout(this.retryTimer);
     clearInterval(this.pingTimer);
+    clearTimeout(this.refreshTimer);
     if (this.socket) this.socket.close(1000, "bye");
     this.failAll("已退出");
   }
@@ -81,6 +91,7 @@ export class Connection {
       return;
     }
     if (this.stopped) return;
+    this.token = token;
     const url = new URL("/ws", location.href);
     url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
     url.searchParams.set("token", token);
@@ -104,7 +115,9 @@ export class Connection {
         this.connected = true;
         this.failures = 0;
         this.everOpened = true;
+        this.clockSkew = clockSkew(frame.server_time);
         this.startPinging();
+        this.planRefresh(tokenExp(this.token));
         this.emit("status", "online");
       }
       this.dispatch(frame);
@@ -113,6 +126,7 @@ export class Connection {
       if (this.socket !== socket) return;
       this.connected = false;
       clearInterval(this.pingTimer);
+      clearTimeout(this.refreshTimer);
       this.failAll("连接已断开");
       if (this.stopped) return;
       if (!opened && !this.everOpened && this.failures >= 2) {
@@ -124,7 +138,7 @@ export class Connection {
       this.emit("status", "offline");
       const wait = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** (this.failures - 1));
       const jitter = wait * (0.75 + Math.random() / 2);
-      this.retryTimer = setTimeout(() => this.open(!opened), jitter);
+      this.retryTimer = setTimeout(() => this.open(!opened || ev.code === TOKEN_EXPIRED), jitter);
       console.info(`socket closed (${ev.code}); retrying in ${Math.round(jitter)} ms`);
     };
   }
@@ -187,12 +201,64 @@ export class Connection {
     this.pending.clear();
   }
 
+  /** Renew the socket's token shortly before `exp` (the server's clock), so it is never closed. */
+  planRefresh(exp) {
+    clearTimeout(this.refreshTimer);
+    if (!exp) return;
+    const left = exp - (Date.now() / 1000 + this.clockSkew);
+    const wait = 1000 * (left - Math.min(REFRESH_LEAD_S, left / 5));
+    this.refreshTimer = setTimeout(() => (wait > MAX_TIMER_MS ? this.planRefresh(exp) : this.refresh()),
+      Math.min(wait, MAX_TIMER_MS));
+  }
+
+  async refresh() {
+    let token;
+    try {
+      token = await this.getToken(true);
+    } catch (err) {
+      // The socket is closed when its token ends, and the reconnection asks again.
+      console.info("no new token yet", err);
+      return;
+    }
+    if (token !== this.token) await this.refreshWith(token);
+  }
+
+  /** Give the open socket a new token of the same user (`auth.refresh`); resolves with the reply. */
+  async refreshWith(token) {
+    const reply = await this.request("auth.refresh", { token });
+    if (reply.ok) {
+      this.token = token;
+      this.planRefresh(reply.exp);
+    }
+    return reply;
+  }
+
   startPinging() {
     clearInterval(this.pingTimer);
     this.pingTimer = setInterval(async () => {
       const reply = await this.request("ping");
       if (reply.timedOut && this.socket) this.socket.close(4000, "no pong");
     }, PING_EVERY_MS);
+  }
+}
+
+/**
+ * How far the server's clock is ahead of ours. server_time is whole seconds, cut down, so the
+ * server's now lies somewhere in the second after it: a skew under a second is only that
+ * rounding, and trusting it would expire packets up to a second late or early.
+ */
+function clockSkew(serverTime) {
+  const skew = serverTime + 0.5 - Date.now() / 1000;
+  return Math.abs(skew) < 1 ? 0 : skew;
+}
+
+/** A JWT's `exp` (its payload is plain base64url JSON), or null for what is not one. */
+function tokenExp(token) {
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(payload)).exp || null;
+  } catch {
+    return null;
   }
 }
 
