@@ -15,7 +15,7 @@ import tornado.websocket
 from handlers import ops
 from handlers.base import is_unicode
 from handlers.frames import frame, send_now
-from rtserver import codec, metrics
+from rtserver import codec, metrics, wallet
 from rtserver.context import Context
 from rtserver.errors import BadFrame, BadRequest, OutcomeUnknown, RateLimited, RtError, Unavailable
 from rtserver.ratelimit import TokenBucket
@@ -53,6 +53,7 @@ class Connection:
         self.bucket, self.patience = self._buckets()
         self.outbox: list[bytes] = []  # frames waiting for the end of this turn of the loop
         self.pending_bytes = 0  # written to the stream, not yet to the socket
+        self.catching_up: asyncio.Task | None = None
         self.renew(token_exp)
 
     @property
@@ -80,11 +81,27 @@ class Connection:
         self.ctx.inflight.add(task)
         task.add_done_callback(self._answered)
 
+    def catch_up(self, hello: dict) -> None:
+        """Tell the socket of a movement booked between reading its `hello` and its joining
+        the rooms: that movement's `wallet` event went to the rooms without it."""
+        self.catching_up = self.loop.create_task(self._catch_up(hello["ledger_id"]))
+
+    async def _catch_up(self, ledger_id: int) -> None:
+        try:
+            event = await wallet.moved_since(self.ctx, self.user_id, ledger_id)
+        except Exception as exc:  # the client asks again (wallet.get) after a resync
+            self.ctx.outages.failed(exc, "catching a new socket up", log)
+            return
+        if event is not None:
+            self.send_frame(codec.encode(self.subprotocol, event))
+
     def abandon(self) -> None:
         """Stop what the closed socket asked for and only reads: nobody is left to hear it.
         What changes money or the chat finishes (its answer goes nowhere), so that it is never
         left half-done."""
         self.ctx.token_clock.disarm(self)
+        if self.catching_up is not None:
+            self.catching_up.cancel()
         for task, only_reads in self.requests.items():
             if only_reads:
                 task.cancel()

@@ -83,6 +83,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         self.ctx.reclaimer.connection_opened()
         metrics.CONNECTIONS.inc()
         self.connection.send_frame(codec.encode(self.subprotocol, self.hello))
+        self.connection.catch_up(self.hello)  # its balance was read before it joined the rooms
 
     def on_message(self, data):
         self.connection.receive(data)

@@ -43,6 +43,13 @@ async def balance(ctx: Context, user_id: int) -> Balance:
         return await wallets.balance(cur, user_id)
 
 
+async def moved_since(ctx: Context, user_id: int, ledger_id: int) -> dict | None:
+    """The `wallet` event of a balance newer than the one made by ledger row `ledger_id`, or
+    None when it has not moved since."""
+    now = await balance(ctx, user_id)
+    return wallet_event(now) if now.ledger_id > ledger_id else None
+
+
 def wallet_view(balance: Balance) -> dict:
     """What a client is told of a balance: it keeps the one with the largest `ledger_id`."""
     return {"balance": format_fen(balance.fen), "ledger_id": balance.ledger_id}

@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from handlers import socket
 from rtserver import orphans
 from rtserver.booking import Booker, Claim, book_together
 from rtserver.slots import load_slots
@@ -131,4 +132,26 @@ async def test_every_wallet_event_names_the_ledger_row_that_made_its_balance(
         assert cents(event["balance"]) == ledger[event["ledger_id"]], event
     newest = max(heard, key=lambda e: e["ledger_id"])
     assert (newest["balance"], newest["ledger_id"]) == (final["balance"], final["ledger_id"])
+    audit()
+
+
+@pytest.mark.gen_test
+async def test_a_movement_while_the_socket_opens_reaches_it(admin, connect, monkeypatch, audit):
+    """A deposit booked after the socket's `hello` was read but before the socket joined its
+    rooms: its `wallet` event went to the rooms without it; the socket is caught up."""
+    uid = (await admin.users(1))[0]
+    await admin.deposit(uid, "1.00")
+    real = socket.open_session
+
+    async def deposit_meanwhile(ctx, user_id):
+        session = await real(ctx, user_id)
+        await admin.deposit(uid, "2.00")  # booked and told to the rooms before the socket joins
+        return session
+
+    monkeypatch.setattr(socket, "open_session", deposit_meanwhile)
+    client = await connect(uid)
+    hello = client.hello
+    assert hello["balance"] == "1.00", "read before the deposit"
+    caught_up = await client.event("wallet")
+    assert caught_up["balance"] == "3.00" and caught_up["ledger_id"] > hello["ledger_id"]
     audit()
