@@ -10,7 +10,8 @@ from bench.chaos.history import History
 from rtserver.money import parse_amount
 
 ANSWER_WITHIN = 30.0  # seconds a request may wait for its answer on an open socket
-PAID, AWAITING, VOIDED = 1, 2, 3
+UNPAID, PAID, AWAITING, VOIDED = 0, 1, 2, 3
+PIN_REFUSED = ("bad_pin", "pin_locked", "pin_required")
 WON = ("ok", "already")
 LOST = ("closed", "timeout", "lost")  # no answer: it may or may not have done its work
 
@@ -26,6 +27,7 @@ def check(history: History, facts: dict, audit: tuple[int, str], quiet_from: flo
           final_balances_at: float) -> list[Violation]:
     grabs = [c for c in history.of("packet.grab") if c.outcome is not None]
     return [*acknowledged_grabs(grabs, facts), *packets_ended(facts), *money(history, facts),
+            *pin_refusals(history, facts),
             *wallet_events(history, facts, quiet_from, final_balances_at),
             *unanswered(history), *answers_true(grabs, facts), *audit_rule(audit)]
 
@@ -141,6 +143,20 @@ def money(history: History, facts) -> list[Violation]:
     if put_in != wallets + held:
         found.append(Violation("money_not_conserved", abs(put_in - wallets - held),
                                {"put_in": put_in, "wallets": wallets, "held": held}))
+    return found
+
+
+def pin_refusals(history: History, facts) -> list[Violation]:
+    """A payment refused for its 支付密码 (`bad_pin`, `pin_locked`, `pin_required`) moved
+    nothing: a packet whose every payment was refused so was never paid from the balance."""
+    found, pays = [], {}
+    for call in history.of("packet.pay"):
+        pays.setdefault(call.args["rp_id"], []).append(call)
+    for rp_id, calls in pays.items():
+        packet = facts["packets"][rp_id]
+        if all(c.outcome in PIN_REFUSED for c in calls) and packet["pay_status"] != UNPAID:
+            found.append(Violation("paid_though_its_pin_was_refused", packet["total_money"],
+                                   {"rp_id": rp_id, "answers": [c.outcome for c in calls]}))
     return found
 
 

@@ -1,5 +1,6 @@
-"""What the users do: send packets of every type (from the balance and through the sandbox),
-grab them in storms from many sockets, tap old ones, chat, and receive deposits.
+"""What the users do: send packets of every type (from the balance, some with a 支付密码, and
+through the sandbox), grab them in storms from many sockets, tap old ones, chat, and receive
+deposits.
 
 Each actor draws from a random.Random of its own, seeded from the run's seed and its name, so
 the same seed gives the same choices whatever the interleaving.
@@ -17,6 +18,16 @@ STORM_GRABBERS = 30
 RETRIED = {"closed", "timeout", "unavailable", "rate_limited", "internal"}
 FINAL_TAPPERS = 3  # members who tap each packet once more at the end
 PERSONAL, NORMAL, LUCKY = 1, 2, 3
+WRONG_PIN = 0.05  # balance payments of a user with a 支付密码 first tried with a wrong one
+
+
+def pin_of(uid: int) -> str | None:
+    """Every third user guards their balance with a 支付密码 (six digits of their own)."""
+    return f"{uid:06d}" if uid % 3 == 0 else None
+
+
+def wrong(pin: str) -> str:
+    return pin[:-1] + str((int(pin[-1]) + 1) % 10)
 
 
 class Workload:
@@ -28,6 +39,7 @@ class Workload:
         self.actors: list[asyncio.Task] = []
         self.flows = asyncio.Semaphore(FLOWS_AT_ONCE)
         self.deposits = 0
+        self.pins_set: set[int] = set()  # users whose 支付密码 the server has
         self.clock = people.history.now
 
     def rng(self, name: str) -> random.Random:
@@ -100,12 +112,31 @@ class Workload:
         packet = {"rp_id": rp_id, "type": kind, "members": members, "sender": sender}
         self.packets[rp_id] = packet
         if pay_type == "balance":
-            paid = await self.ask(rng, sender, "packet.pay", rp_id=rp_id)
-            ok = paid is not None and paid.outcome == "ok"
+            ok = await self._pay(rng, sender, rp_id)
         else:
             ok = await self.sandbox.pay(rng, sender, rp_id, created.reply["order"],
                                         lambda: self._sync(rng, sender, rp_id))
         return packet if ok else None
+
+    async def _pay(self, rng, uid: int, rp_id: int) -> bool:
+        """Pay from the balance; a user with a 支付密码 types it, now and then wrong first."""
+        pin = pin_of(uid)
+        if pin is None:
+            paid = await self.ask(rng, uid, "packet.pay", rp_id=rp_id)
+        else:
+            await self._set_pin(rng, uid, pin)
+            if rng.random() < WRONG_PIN:
+                await self.ask(rng, uid, "packet.pay", rp_id=rp_id, pin=wrong(pin))
+            paid = await self.ask(rng, uid, "packet.pay", rp_id=rp_id, pin=pin)
+        return paid is not None and paid.outcome == "ok"
+
+    async def _set_pin(self, rng, uid: int, pin: str) -> None:
+        if uid in self.pins_set:
+            return
+        call = await self.ask(rng, uid, "wallet.set_pin", pin=pin)
+        # pin_required: it is set already (the reply to an earlier try was lost)
+        if call is not None and call.outcome in ("ok", "pin_required"):
+            self.pins_set.add(uid)
 
     async def _sync(self, rng, uid: int, rp_id: int) -> bool:
         call = await self.ask(rng, uid, "packet.sync_paid", rp_id=rp_id,
