@@ -3,7 +3,7 @@ import time
 
 from handlers.args import (REQUIRED, amount, anything, choice, count, identifier, mapping,
                            parse_args, text)
-from rtserver import chat, grab, packets, payments, wallet
+from rtserver import chat, grab, ledger, packets, payments, wallet
 from rtserver.errors import UnknownOp
 from rtserver.lifecycle import PAY_TYPES
 
@@ -32,6 +32,7 @@ def cursor(value):
 OPS = {
     "ping": ({}, ping),
     "wallet.get": ({}, wallet_get),
+    "wallet.ledger": ({"before": (identifier, None), "limit": (count(1, 50), 20)}, ledger.page),
     "chat.send": ({**TO, "text": (text(chat.MAX_TEXT, 1), REQUIRED)}, chat.send),
     "chat.history": ({**TO, "before": (identifier, None), "limit": (count(1, 100), 50)},
                      chat.history),
@@ -50,7 +51,8 @@ OPS = {
 
 
 # Ops that change nothing: when their socket closes before they are answered, they are dropped.
-READS = frozenset({"ping", "wallet.get", "chat.history", "packet.detail", "packet.list"})
+READS = frozenset({"ping", "wallet.get", "wallet.ledger", "chat.history", "packet.detail",
+                   "packet.list"})
 
 
 def only_reads(op) -> bool:

@@ -21,6 +21,7 @@ from storage.redis_client import Keys
 if TYPE_CHECKING:  # they work on a Context themselves, so they import this module
     from rtserver.booking import Booker
     from rtserver.finishing import Finisher
+    from rtserver.frozen import FrozenAccounts
 
 
 @dataclasses.dataclass
@@ -35,6 +36,7 @@ class Context:
     quotas: Quotas  # sockets and requests in flight, per user and for the node
     outages: Outages  # MariaDB or Redis down: said once, counted, watched
     caches: Caches
+    frozen: FrozenAccounts  # who may not move money, as this node knows it
     reclaimer: Reclaimer  # memory given back
     inflight: set = dataclasses.field(default_factory=set)  # requests being answered
     # The two that work on the context itself: made from it right after it.

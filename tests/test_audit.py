@@ -26,7 +26,7 @@ def scratch(run_settings):
 
 def test_audit_passes_on_money_that_adds_up(scratch):
     settings, cur = scratch
-    cur.execute("INSERT INTO users VALUES (1, 'a', 0)")
+    cur.execute("INSERT INTO users (id, name, add_time) VALUES (1, 'a', 0)")
     cur.execute("INSERT INTO wallets VALUES (1, 5.00, 0)")
     cur.execute("INSERT INTO wallet_ledger (user_id, kind, ref, amount, balance, add_time)"
                 " VALUES (1, 'deposit', 'd1', 5.00, 5.00, 0)")
