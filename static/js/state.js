@@ -76,7 +76,7 @@ export function changed(name, value) {
   for (const fn of app.listeners.get(name) || []) fn(value);
 }
 
-const PAGES = ["signin", "chats", "room", "send", "detail", "mybox"];
+const PAGES = ["signin", "chats", "room", "send", "detail", "mybox", "ledger"];
 
 /** Show one page; the others hide. */
 export function show(page) {
@@ -106,6 +106,8 @@ const CODE_WORDS = {
   unavailable: "网络或服务暂不可用，请稍后再试",
   unauthorized: "登录已失效",
   internal: "服务器出错了",
+  frozen: "你的账户已被冻结",
+  limit_exceeded: "已超过今日发红包的限额",
 };
 
 /** "零钱余额不足（balance is less than 10.00）": what the server refused, and why. */
