@@ -11,6 +11,7 @@ One paid after that is counted again on the day it is paid: from the balance onl
 limit (else `packet.pay` fails with `limit_exceeded`), from a provider always, since the money
 was paid there already.
 """
+import datetime
 import time
 
 from rtserver.context import Context
@@ -23,7 +24,7 @@ from storage.schema import PayStatus
 LAPSED_AT_ONCE = 500  # unpaid packets one sweep uncounts
 
 
-async def count_new(cur, ctx: Context, user_id: int, fen: int, now: int):
+async def count_new(cur, ctx: Context, user_id: int, fen: int, now: int) -> datetime.date:
     """Count a new packet of `fen` on the user's day, within the limit; return the day."""
     day = beijing_day(now)
     await _count(cur, ctx, user_id, day, fen, within_limit=True)
@@ -63,7 +64,8 @@ async def uncount_lapsed(ctx: Context) -> int:
     return done
 
 
-async def _count(cur, ctx: Context, user_id: int, day, fen: int, within_limit: bool) -> None:
+async def _count(cur, ctx: Context, user_id: int, day: datetime.date, fen: int,
+                 within_limit: bool) -> None:
     limit = ctx.settings.daily_limit
     sent, sent_fen = await daily_sends.add(cur, user_id, day, fen)
     if within_limit and not limit.allows(sent, sent_fen):

@@ -14,7 +14,6 @@ KINDS = {
     "refund": ("refund", "红包退款"),
     "void_refund": ("refund", "红包退款"),
 }
-UNKNOWN_SENDER = "红包"  # a grab whose sender has no name (never provisioned)
 
 
 async def page(ctx: Context, user_id: int, before: int | None, limit: int) -> dict:
@@ -30,14 +29,14 @@ async def page(ctx: Context, user_id: int, before: int | None, limit: int) -> di
     items = []
     for row in rows:
         rp_id = rp_ids.get(row["id"])
-        sender = names.get(senders.get(rp_id), UNKNOWN_SENDER)
+        sender = names[senders[rp_id]] if row["kind"] == "grab" else None
         items.append(entry(row, rp_id, sender))
     return {"items": items, "next": rows[-1]["id"] if more else None}
 
 
-def entry(row: dict, rp_id: int | None, sender: str) -> dict:
+def entry(row: dict, rp_id: int | None, sender: str | None) -> dict:
     """One ledger row as the client shows it: the amount unsigned, beside its direction."""
-    kind, title = KINDS.get(row["kind"], (row["kind"], "零钱"))
+    kind, title = KINDS[row["kind"]]
     return {"id": row["id"], "kind": kind, "direction": "in" if row["amount"] > 0 else "out",
             "amount": format_fen(abs(row["amount"])), "balance": format_fen(row["balance"]),
             "time": row["add_time"], "rp_id": rp_id, "title": title.format(sender=sender)}

@@ -24,4 +24,3 @@ async def take_back(cur, user_id: int, day: datetime.date, fen: int) -> None:
     """Uncount a packet of `fen` from the user's day."""
     await cur.execute("UPDATE daily_sends SET packets = packets - 1, amount = amount - %s"
                       " WHERE user_id = %s AND day = %s", (to_decimal(fen), user_id, day))
-

@@ -11,9 +11,10 @@ ALTER TABLE users
     ADD KEY frozen_changes (frozen_version);
 
 -- What a user sent on a Beijing day (UTC+8), against --daily-send-limit and --daily-send-count:
--- the packets counted on that day (red_packet.send_day), paid or still payable. A create takes
--- its place here with a guarded update in its own transaction (the row lock serialises one
--- user's creates); a void, or an unpaid packet's --payment-timeout, gives it back.
+-- the packets counted on that day (red_packet.send_day), paid or still payable. A create adds
+-- itself here in its own transaction and is rolled back if the totals pass the limit (the row
+-- lock makes one user's creates count one after another); a void, or an unpaid packet's
+-- --payment-timeout, gives its place back (rtserver/daily.py).
 CREATE TABLE daily_sends (
     user_id     BIGINT UNSIGNED NOT NULL,
     day         DATE NOT NULL COMMENT 'the Beijing day',
