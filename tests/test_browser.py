@@ -444,7 +444,7 @@ async def test_the_ledger_page_and_the_servers_words_for_a_limit_and_a_freeze(
     assert (await b.request("packet.grab", rp_id=from_alice))["result"] == "ok"
     await create_and_pay(b, type=1, for_id=alice, amount="2.00")
     status, _ = await admin.call("POST", f"/admin/wallets/{bob}/withdraw",
-                                 {"amount": "5.00", "ref": "bank-card-1"})
+                                 {"amount": "5.00", "ref": f"bank-card-{bob}"})
     assert status == 200
     async with chromium() as browser:
         person = await Person.sign_in(browser, base_url, bob)

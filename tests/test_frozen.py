@@ -50,7 +50,7 @@ async def test_a_frozen_user_reads_but_creates_pays_grabs_and_withdraws_nothing(
                         pay_type="sandbox"),
     ]
     assert [(r["ok"], r["code"]) for r in refusals] == [(False, "frozen")] * 4
-    status, body = await withdraw(admin, bob, "1.00", "frozen-1")
+    status, body = await withdraw(admin, bob, "1.00", f"frozen-{bob}")
     assert (status, body["code"]) == (403, "frozen")
     # The one share was not taken by the refused grab: carol gets it.
     assert (await c.request("packet.grab", rp_id=rp_id))["result"] == "ok"
@@ -66,7 +66,7 @@ async def test_a_frozen_user_reads_but_creates_pays_grabs_and_withdraws_nothing(
 
     await freeze(admin, bob, False, "已核实本人")
     assert (await b.request("packet.pay", rp_id=unpaid["rp_id"]))["balance"] == "9.00"
-    status, body = await withdraw(admin, bob, "1.00", "thawed-1")
+    status, body = await withdraw(admin, bob, "1.00", f"thawed-{bob}")
     assert (status, body) == (200, {"balance": "8.00"})
     audit()
 

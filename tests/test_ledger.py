@@ -34,7 +34,7 @@ async def test_every_kind_of_movement_with_its_title_direction_and_packet(
     assert await notify(base_url, "sandbox", sandbox_note(providers, voided)) == (204, "")
     await asyncio.sleep(TTL + 1.1)
     assert await refund.refund_expired(ctx) >= 1
-    assert await withdraw(admin, me, "5.00", "cash-out-1") == (200, {"balance": "48.23"})
+    assert await withdraw(admin, me, "5.00", f"cash-out-{me}") == (200, {"balance": "48.23"})
 
     page = await m.request("wallet.ledger")
     rows = [(i["kind"], i["direction"], i["amount"], i["balance"], i["rp_id"], i["title"])

@@ -15,19 +15,20 @@ async def test_a_repeated_ref_moves_nothing_and_answers_the_same(admin, connect,
     await admin.deposit(uid, "10.00")
     await admin.deposit(other, "10.00")
     client = await connect(uid)
-    assert await withdraw(admin, uid, "6.00", "bank-1") == (200, {"balance": "4.00"})
+    first, second = f"bank-{uid}-1", f"bank-{uid}-2"  # refs are the service's, not a user's
+    assert await withdraw(admin, uid, "6.00", first) == (200, {"balance": "4.00"})
     assert (await client.event("wallet"))["balance"] == "4.00"
     # Again: the wallet could not pay 6.00 now, but this one was done already.
-    assert await withdraw(admin, uid, "6.00", "bank-1") == (200, {"balance": "4.00"})
+    assert await withdraw(admin, uid, "6.00", first) == (200, {"balance": "4.00"})
     for who, amount in ((uid, "1.00"), (other, "6.00")):
-        status, body = await withdraw(admin, who, amount, "bank-1")
+        status, body = await withdraw(admin, who, amount, first)
         assert (status, body["code"]) == (400, "bad_request"), "the ref names another one"
-    status, body = await withdraw(admin, uid, "4.01", "bank-2")
+    status, body = await withdraw(admin, uid, "4.01", second)
     assert (status, body["code"]) == (409, "insufficient_balance") and body["message"]
-    assert await withdraw(admin, uid, "4.00", "bank-2") == (200, {"balance": "0.00"})
+    assert await withdraw(admin, uid, "4.00", second) == (200, {"balance": "0.00"})
     assert (await client.request("wallet.get"))["balance"] == "0.00"
     assert (await admin.call("POST", f"/admin/wallets/{uid}/deposit",
-                             {"amount": "1.00", "ref": "bank-1"}))[0] == 200, \
+                             {"amount": "1.00", "ref": first}))[0] == 200, \
         "a deposit's refs are its own"
     audit()
 
@@ -36,7 +37,7 @@ async def test_a_repeated_ref_moves_nothing_and_answers_the_same(admin, connect,
 async def test_refs_differing_in_case_space_or_accent_are_four_withdrawals(admin, audit):
     uid = await admin.user()
     await admin.deposit(uid, "4.00")
-    balances = [(await withdraw(admin, uid, "1.00", ref))[1]["balance"] for ref in LOOKALIKES]
+    balances = [(await withdraw(admin, uid, "1.00", ref))[1]["balance"] for ref in (f"{uid}-{r}" for r in LOOKALIKES)]
     assert balances == ["3.00", "2.00", "1.00", "0.00"]
     audit()
 
@@ -57,7 +58,7 @@ async def test_bad_bodies_are_400_and_unknown_users_404(admin, audit):
     status, _ = await admin.call("POST", f"/admin/wallets/{uid}/withdraw",
                                  {"amount": "1.00", "ref": "r"}, token="")
     assert status == 401
-    assert await withdraw(admin, uid, "1.00", "r") == (200, {"balance": "0.00"}), "nothing moved"
+    assert await withdraw(admin, uid, "1.00", f"r-{uid}") == (200, {"balance": "0.00"}), "nothing moved"
     audit()
 
 
@@ -72,7 +73,7 @@ async def test_withdrawals_racing_payments_and_grabs_never_overdraw(admin, conne
 
     pays = [sockets[i].request("packet.pay", rp_id=c["rp_id"]) for i, c in enumerate(unpaid)]
     grabs = [sockets[i].request("packet.grab", rp_id=rp_id) for i, rp_id in enumerate(to_grab)]
-    withdrawals = [withdraw(admin, me, "7.00", f"storm-{n}") for n in range(12)]
+    withdrawals = [withdraw(admin, me, "7.00", f"storm-{me}-{n}") for n in range(12)]
     answers = await asyncio.gather(*pays, *grabs, *withdrawals)
     paid, grabbed, withdrawn = answers[:10], answers[10:15], answers[15:]
 
