@@ -1,14 +1,16 @@
-"""The admin API of the chat app's back end: users, groups, members, deposits, PINs."""
+"""The admin API of the chat app's back end: users, groups, members, deposits, withdrawals,
+frozen accounts, PINs."""
 from handlers.base import AdminHandler
-from rtserver import people, pins, wallet
+from rtserver import frozen, people, pins, wallet
 from rtserver.errors import BadRequest, InvalidAmount
 from rtserver.integers import MAX_ID, positive_integer
 from rtserver.money import format_fen, parse_amount
 
 MAX_NAME = 64  # characters of a user's or a group's name
-MAX_REF = 64  # characters of a deposit's reference
+MAX_REF = 64  # characters of a deposit's or a withdrawal's reference
+MAX_REASON = 200  # characters of why an account is frozen
 MAX_MEMBERS = 10_000  # ids in one membership list
-MAX_DEPOSIT = 999_999_999_999  # fen: 9999999999.99, the most a wallet (DECIMAL(12,2)) holds
+MAX_MOVEMENT = 999_999_999_999  # fen: 9999999999.99, the most a wallet (DECIMAL(12,2)) holds
 
 
 def _text(value, field: str, max_len: int) -> str:
@@ -61,13 +63,30 @@ class GroupMemberHandler(AdminHandler):
         self.write_json(await people.remove_member(self.ctx, _path_id(group_id), _path_id(user_id)))
 
 
+class FrozenHandler(AdminHandler):
+    async def put(self, user_id):
+        body = self.json_body()
+        if type(body.get("frozen")) is not bool:
+            raise BadRequest("frozen must be true or false")
+        reason = body.get("reason", "")
+        if not isinstance(reason, str) or len(reason) > MAX_REASON:
+            raise BadRequest(f"reason must be text of at most {MAX_REASON} characters")
+        self.write_json(await frozen.set_frozen(self.ctx, _path_id(user_id), body["frozen"],
+                                                reason))
+
+
+def _movement(body: dict, what: str) -> tuple[int, str]:
+    """The (fen, ref) of a deposit's or a withdrawal's body."""
+    ref = _text(body.get("ref"), "ref", MAX_REF)
+    fen = parse_amount(body.get("amount"))
+    if fen > MAX_MOVEMENT:
+        raise InvalidAmount(f"a {what} is at most {format_fen(MAX_MOVEMENT)}")
+    return fen, ref
+
+
 class DepositHandler(AdminHandler):
     async def post(self, user_id):
-        body = self.json_body()
-        ref = _text(body.get("ref"), "ref", MAX_REF)
-        fen = parse_amount(body.get("amount"))
-        if fen > MAX_DEPOSIT:
-            raise InvalidAmount(f"a deposit is at most {format_fen(MAX_DEPOSIT)}")
+        fen, ref = _movement(self.json_body(), "deposit")
         balance = await wallet.deposit(self.ctx, _path_id(user_id), fen, ref)
         self.write_json({"balance": format_fen(balance.fen)})
 
@@ -77,11 +96,20 @@ class PinHandler(AdminHandler):
         self.write_json(await pins.remove_pin(self.ctx, _path_id(user_id)))
 
 
+class WithdrawHandler(AdminHandler):
+    async def post(self, user_id):
+        fen, ref = _movement(self.json_body(), "withdrawal")
+        balance = await wallet.withdraw(self.ctx, _path_id(user_id), fen, ref)
+        self.write_json({"balance": format_fen(balance.fen)})
+
+
 default_handlers = [
     (r"/admin/users/([^/]+)", UserHandler),
+    (r"/admin/users/([^/]+)/frozen", FrozenHandler),
     (r"/admin/groups/([^/]+)", GroupHandler),
     (r"/admin/groups/([^/]+)/members", GroupMembersHandler),
     (r"/admin/groups/([^/]+)/members/([^/]+)", GroupMemberHandler),
     (r"/admin/wallets/([^/]+)/deposit", DepositHandler),
     (r"/admin/wallets/([^/]+)/pin", PinHandler),
+    (r"/admin/wallets/([^/]+)/withdraw", WithdrawHandler),
 ]

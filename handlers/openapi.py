@@ -5,12 +5,12 @@ is what the handlers do: keep the two together.
 """
 import json
 
-from handlers.admin import MAX_ID, MAX_MEMBERS, MAX_NAME, MAX_REF
+from handlers.admin import MAX_ID, MAX_MEMBERS, MAX_NAME, MAX_REASON, MAX_REF
 from handlers.base import MAX_BODY, BaseHandler
 
 CODES = ["bad_request", "bad_frame", "unknown_op", "unauthorized", "forbidden", "not_found",
          "invalid_amount", "invalid_number", "insufficient_balance", "already_paid", "not_paid",
-         "rate_limited", "unavailable", "internal"]
+         "rate_limited", "unavailable", "internal", "limit_exceeded", "frozen"]
 MONEY = {"type": "string", "pattern": r"^-?[0-9]+\.[0-9]{2}$", "example": "12.34"}
 AMOUNT = {"type": "string", "example": "10.00",
           "pattern": r"^([1-9][0-9]{0,9}\.[0-9]{2}|0\.(0[1-9]|[1-9][0-9]))$",
@@ -22,7 +22,8 @@ ERROR = {"type": "object", "required": ["code", "message"],
          "properties": {"code": {"type": "string", "enum": CODES},
                         "message": {"type": "string"}}}
 WHY = {400: "malformed or invalid body or path", 401: "admin token missing or wrong",
-       404: "no such thing", 405: "method not allowed",
+       403: "the account is frozen (`frozen`)", 404: "no such thing", 405: "method not allowed",
+       409: "not enough money in the wallet (`insufficient_balance`)",
        413: f"body larger than {MAX_BODY // 1024} KiB", 500: "a bug", 503: "a dependency is down"}
 # Every endpoint may answer these: the base handler's limits and failures.
 ALWAYS = (405, 413, 500, 503)
@@ -81,6 +82,7 @@ def ok_json(schema: dict, description: str = "done", links: dict | None = None) 
 MEMBER_LINK = {"removeMember": {"operationId": "removeMember", "parameters": {
     "gid": "$response.body#/id", "uid": "$response.body#/members/0"}}}
 USER = obj(["id", "name"], id=ID, name={"type": "string"})
+MOVEMENT = json_content(obj(["amount", "ref"], amount=AMOUNT, ref={**TEXT, "maxLength": MAX_REF}))
 GROUP = obj(["id", "members"], id=ID, name={"type": "string"}, members=IDS)
 
 
@@ -100,11 +102,21 @@ def admin_paths() -> dict:
         "/admin/groups/{gid}/members/{uid}": {"delete": operation(
             "removeMember", "Remove a user from a group", ok_json(GROUP), 400, 404, admin=True,
             params=[gid, uid])},
+        "/admin/users/{uid}/frozen": {"put": operation(
+            "setFrozen", "Freeze or thaw a user's account: a frozen user still connects and "
+            "reads, but may not create, pay or grab packets, nor withdraw",
+            ok_json(obj(["id", "frozen", "reason"], id=ID, frozen={"type": "boolean"},
+                        reason={"type": "string"})), 400, 404, admin=True, params=[uid],
+            body=json_content(obj(["frozen"], frozen={"type": "boolean"},
+                                  reason={"type": "string", "maxLength": MAX_REASON})))},
         "/admin/wallets/{uid}/deposit": {"post": operation(
             "deposit", "Add money to a wallet, once per ref",
             ok_json(obj(["balance"], balance=MONEY)), 400, 404, admin=True, params=[uid],
-            body=json_content(obj(["amount", "ref"], amount=AMOUNT,
-                                  ref={**TEXT, "maxLength": MAX_REF})))},
+            body=MOVEMENT)},
+        "/admin/wallets/{uid}/withdraw": {"post": operation(
+            "withdraw", "Take money out of a wallet (提现), once per ref, if it holds enough",
+            ok_json(obj(["balance"], balance=MONEY)), 400, 403, 404, 409, admin=True,
+            params=[uid], body=MOVEMENT)},
         "/admin/wallets/{uid}/pin": {"delete": operation(
             "removePin", "Remove a user's payment password and its lock (after the chat app's "
             "own identity check)", ok_json(obj(["has_pin"], has_pin={"type": "boolean"})),

@@ -3,7 +3,7 @@ import time
 
 from handlers.args import (REQUIRED, amount, anything, choice, count, identifier, mapping,
                            parse_args, pin, text)
-from rtserver import auth, chat, grab, packets, payments, pins, wallet
+from rtserver import auth, chat, grab, ledger, packets, payments, pins, wallet
 from rtserver.errors import UnknownOp
 from rtserver.lifecycle import PAY_TYPES
 
@@ -39,6 +39,7 @@ OPS = {
     REFRESH: ({"token": (text(4096, 1), REQUIRED)}, refresh_token),
     "wallet.get": ({}, wallet_get),
     "wallet.set_pin": ({"pin": (pin, REQUIRED), "old_pin": (pin, None)}, pins.set_pin),
+    "wallet.ledger": ({"before": (identifier, None), "limit": (count(1, 50), 20)}, ledger.page),
     "chat.send": ({**TO, "text": (text(chat.MAX_TEXT, 1), REQUIRED)}, chat.send),
     "chat.history": ({**TO, "before": (identifier, None), "limit": (count(1, 100), 50)},
                      chat.history),
@@ -58,7 +59,8 @@ OPS = {
 
 # Ops that change nothing beyond their own socket: when it closes before they are answered, they
 # are dropped.
-READS = frozenset({"ping", REFRESH, "wallet.get", "chat.history", "packet.detail", "packet.list"})
+READS = frozenset({"ping", REFRESH, "wallet.get", "wallet.ledger", "chat.history",
+                   "packet.detail", "packet.list"})
 
 
 def only_reads(op) -> bool:

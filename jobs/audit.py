@@ -6,12 +6,13 @@ from storage.db import Database
 
 
 def conservation(f: dict[str, int]) -> tuple[int, int, int]:
-    """Return (money put in, money held in wallets and packets or refunded to providers,
-    money held in packets). Money refunded to a provider has left rtserver."""
+    """Return (money put in, money held in wallets and packets or gone out, money held in
+    packets). Money refunded to a provider, and money withdrawn, has left rtserver."""
     put_in = f["deposits"] + f["paid_by_providers"]
     in_packets = (f["paid_from_wallets"] + f["paid_by_providers"]
                   - f["credited_shares"] - f["refunded"] - f["refunded_to_providers"])
-    return put_in, f["wallets"] + in_packets + f["refunded_to_providers"], in_packets
+    gone_out = f["refunded_to_providers"] + f["withdrawn"]
+    return put_in, f["wallets"] + in_packets + gone_out, in_packets
 
 
 async def run_audit(settings: Settings, out=print) -> int:
@@ -27,7 +28,8 @@ async def run_audit(settings: Settings, out=print) -> int:
     put_in, held, in_packets = conservation(figures)
     out(f"money put in (deposits + provider payments): {format_fen(put_in)}")
     out(f"wallets: {format_fen(figures['wallets'])}  held in packets: {format_fen(in_packets)}"
-        f"  refunded to providers: {format_fen(figures['refunded_to_providers'])}")
+        f"  refunded to providers: {format_fen(figures['refunded_to_providers'])}"
+        f"  withdrawn: {format_fen(figures['withdrawn'])}")
     if put_in != held:
         broken["money put in differs from money held"] = [
             {"put_in": format_fen(put_in), "held": format_fen(held)}]

@@ -5,6 +5,7 @@ import logging
 
 from jobs.settler import Settler, requeue_unsettled
 from rtserver.context import Context
+from rtserver.daily import uncount_lapsed
 from rtserver.order_checks import close_overdue, query_unnotified
 from rtserver.orphans import book_orphaned_grabs
 from rtserver.payments import void_overdue
@@ -13,7 +14,7 @@ from rtserver.refund import refund_expired
 
 log = logging.getLogger("rtserver.jobs")
 
-SWEEPS = (refund_expired, void_overdue, requeue_unsettled, book_orphaned_grabs)
+SWEEPS = (refund_expired, void_overdue, requeue_unsettled, book_orphaned_grabs, uncount_lapsed)
 # The sweeps that call payment providers run in a loop of their own: a provider that is slow
 # to answer never holds back a refund, a void or a settlement.
 CALLING_SWEEPS = (query_unnotified, close_overdue, send_due)

@@ -6,8 +6,11 @@ named. Membership and name changes travel the same way, so every node's rooms an
 the admin API. What is published while a PUBLISH is under way goes out in the next one, in
 order: nobody waits for Redis, and other nodes see events in the order they were committed.
 """
+from __future__ import annotations
+
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from rtserver.batching import Batcher
 from rtserver.caches import Caches
@@ -15,12 +18,17 @@ from rtserver.hub import Hub, group_room
 from rtserver.outages import Outages
 from storage.channel import EventChannel
 
+if TYPE_CHECKING:  # it works on a Context, which holds the bus
+    from rtserver.frozen import FrozenAccounts
+
 log = logging.getLogger("rtserver.bus")
 
 
 class Bus:
-    def __init__(self, channel: EventChannel, hub: Hub, caches: Caches, outages: Outages):
+    def __init__(self, channel: EventChannel, hub: Hub, caches: Caches, frozen: FrozenAccounts,
+                 outages: Outages):
         self.channel, self.hub, self.caches, self.outages = channel, hub, caches, outages
+        self.frozen = frozen
         self._task = None
         # For the other nodes: one PUBLISH at a time, so that they hear it all in order.
         self._outbox = Batcher(self._publish, lanes=1)
@@ -48,6 +56,12 @@ class Bus:
     async def renamed(self, user_id: int) -> None:
         await self._send([["renamed", user_id]])
 
+    async def frozen_changed(self, user_id: int, frozen: bool, version: int) -> None:
+        """Freeze or thaw a user on every node; return once the other nodes have been sent it."""
+        message = ["frozen", user_id, frozen, version]
+        self._apply(message)
+        await self._outbox.submit(message)
+
     async def _send(self, messages: list) -> None:
         for message in messages:
             self._apply(message)
@@ -65,6 +79,7 @@ class Bus:
         # Events of other nodes published while Redis was away are lost: every client here is
         # told to catch up (chat.history, wallet.get), as it would after reconnecting.
         self.hub.publish_to_everyone({"ev": "resync"})
+        self.frozen.reread_soon()
 
     def _deliver(self, messages: list) -> None:
         for message in messages:
@@ -86,3 +101,5 @@ class Bus:
                 self.hub.user_left(user_id, group_room(group_id))
         elif kind == "renamed":
             self.caches.names.drop(body[0])
+        elif kind == "frozen":
+            self.frozen.heard(*body)

@@ -4,6 +4,10 @@ import os
 
 from tornado.options import OptionParser
 
+from rtserver.errors import InvalidAmount
+from rtserver.limits import DailyLimit
+from rtserver.money import parse_amount
+
 DEV_SECRET = "rtserver-dev-only-secret"
 
 
@@ -61,6 +65,9 @@ class Settings:
     unionpay_private_key_file: str = flag("", "our UnionPay signing private key (PEM)")
     unionpay_cert_id: str = flag("", "certId of our UnionPay signing certificate")
     unionpay_gateway: str = flag("https://gateway.95516.com", "UnionPay gateway base URL")
+    daily_send_limit: str = flag("0.00", "most money one user may send in packets a Beijing "
+                                 "day (0.00: no limit)")
+    daily_send_count: int = flag(0, "most packets one user may send a Beijing day (0: no limit)")
     sandbox_secret: str = flag("", "HMAC key of the sandbox provider")
     sandbox_delay: float = flag(3.0, "seconds the --dev sandbox gateway waits before notifying")
 
@@ -73,6 +80,13 @@ class Settings:
                              f"{self.refund_to!r}")
         if self.pin_lock < 1:
             raise SystemExit(f"rtserver: --pin-lock must be 1 second or more, not {self.pin_lock}")
+        try:
+            self.daily_limit
+        except InvalidAmount:
+            raise SystemExit(f"rtserver: --daily-send-limit must be an amount such as 500.00, "
+                             f"not {self.daily_send_limit!r}") from None
+        if self.daily_send_count < 0:
+            raise SystemExit("rtserver: --daily-send-count must be 0 (no limit) or more")
         if self.processes < 1:
             raise SystemExit(f"rtserver: --processes must be 1 or more, not {self.processes}")
         if not self.dev:
@@ -83,6 +97,10 @@ class Settings:
             admin_token=self.admin_token or DEV_SECRET,
             sandbox_secret=self.sandbox_secret or DEV_SECRET,
         )
+
+    @property
+    def daily_limit(self) -> DailyLimit:
+        return DailyLimit(packets=self.daily_send_count, fen=parse_amount(self.daily_send_limit))
 
     def require_secrets(self) -> "Settings":
         """Refuse to serve without the secrets that guard users and the admin API."""

@@ -23,6 +23,7 @@ from storage.redis_client import Keys
 if TYPE_CHECKING:  # they work on a Context themselves, so they import this module
     from rtserver.booking import Booker
     from rtserver.finishing import Finisher
+    from rtserver.frozen import FrozenAccounts
 
 
 @dataclasses.dataclass
@@ -37,6 +38,7 @@ class Context:
     quotas: Quotas  # sockets and requests in flight, per user and for the node
     outages: Outages  # MariaDB or Redis down: said once, counted, watched
     caches: Caches
+    frozen: FrozenAccounts  # who may not move money, as this node knows it
     reclaimer: Reclaimer  # memory given back
     pin_hasher: PinHasher  # payment passwords' slow hashes, off the event loop
     inflight: set = dataclasses.field(default_factory=set)  # requests being answered

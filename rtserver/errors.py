@@ -62,6 +62,14 @@ class NotPaid(RtError):
     code, default_message, http_status = "not_paid", "not paid yet", 409
 
 
+class LimitExceeded(RtError):
+    code, default_message, http_status = "limit_exceeded", "the daily sending limit is reached", 409
+
+
+class Frozen(RtError):
+    code, default_message, http_status = "frozen", "this account is frozen", 403
+
+
 class RateLimited(RtError):
     code, default_message, http_status = "rate_limited", "too many requests", 429
 

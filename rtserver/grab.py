@@ -12,7 +12,7 @@ import time
 from rtserver import access, lifecycle
 from rtserver.booking import already, share_outcome
 from rtserver.context import Context
-from rtserver.errors import NotFound, NotPaid, OutcomeUnknown, Unavailable
+from rtserver.errors import Frozen, NotFound, NotPaid, OutcomeUnknown, Unavailable
 from rtserver.opening import check_may_open, needs_membership
 from rtserver.slots import Packet, load_slots
 from storage import packets, people, slots
@@ -28,6 +28,8 @@ RETRY_FIRST, RETRY_MOST = 0.1, 1.0  # seconds between those tries, doubling
 async def grab(ctx: Context, user_id: int, rp_id: int) -> dict:
     """Try to take a share of a packet for a user: `ok` with the money, `already`, `too_slow`
     (every share went to others) or `expired`."""
+    if ctx.frozen.holds(user_id):  # this node's copy: no query, and no slot taken
+        raise Frozen()
     packet = await ctx.caches.packets.get_or_load(rp_id, lambda: load_slots(ctx, rp_id))
     if packet is None or int(time.time()) >= packet.expire_time:
         # Not grabbable (any more) — or not yet when its slots were looked for, and paid since.

@@ -1,4 +1,5 @@
-"""The red-packet rules: what a sender may put in a packet, as plain functions."""
+"""The red-packet rules: what a sender may put in a packet, and send in a day, as plain functions."""
+import datetime
 from dataclasses import dataclass
 
 from rtserver.errors import BadRequest, InvalidAmount, InvalidNumber
@@ -6,6 +7,8 @@ from rtserver.money import format_fen
 from storage.schema import PacketType
 
 PACKET_TYPES = frozenset(PacketType)
+# Days and years turn at Beijing midnight: China keeps one time zone, and no summer time.
+BEIJING = datetime.timezone(datetime.timedelta(hours=8))
 
 
 @dataclass(frozen=True)
@@ -100,3 +103,27 @@ def _check_intro(intro, limits: Limits) -> str:
     if len(intro) > limits.max_intro:
         raise BadRequest(f"intro must be at most {limits.max_intro} characters")
     return intro
+
+
+@dataclass(frozen=True)
+class DailyLimit:
+    """What one user may send in packets on one Beijing day: `packets` and `fen` (0: no limit)."""
+
+    packets: int = 0
+    fen: int = 0
+
+    def allows(self, packets: int, fen: int) -> bool:
+        """Whether a day's totals, the new packet among them, are within the limit."""
+        return (not self.packets or packets <= self.packets) and (not self.fen or fen <= self.fen)
+
+    def refusal(self, packets: int, fen: int) -> str:
+        """Why a day's totals (the refused packet among them) are too much."""
+        if self.packets and packets > self.packets:
+            return f"at most {self.packets} packets a day may be sent"
+        return (f"at most {format_fen(self.fen)} a day may be sent in packets "
+                f"(with this one: {format_fen(fen)})")
+
+
+def beijing_day(now: int) -> datetime.date:
+    """The Beijing day of a Unix time: the day a daily limit counts it on."""
+    return datetime.datetime.fromtimestamp(now, BEIJING).date()

@@ -2,12 +2,13 @@
 import datetime
 import time
 
-from rtserver import access, chat, lifecycle, payments, pins, views
+from rtserver import access, chat, daily, lifecycle, payments, pins, views
 from rtserver.allocation import split_equal, split_lucky
 from rtserver.context import Context
 from rtserver.errors import (AlreadyPaid, BadRequest, Forbidden, InsufficientBalance, NotFound)
+from rtserver.frozen import check_not_frozen
 from rtserver.hub import user_room
-from rtserver.limits import Limits, plan_packet
+from rtserver.limits import BEIJING, Limits, plan_packet
 from rtserver.money import format_fen
 from rtserver.uow import UnitOfWork
 from rtserver.wallet import wallet_event
@@ -17,12 +18,12 @@ from storage.db import is_duplicate
 from storage.schema import PacketType, PayStatus, PayType
 
 LIMITS = Limits()
-CHINA = datetime.timezone(datetime.timedelta(hours=8))  # years of 我的红包 turn at Beijing midnight
 
 
 async def create(ctx: Context, user_id: int, type: int, for_id: int, number: int, amount: int,
                  intro: str | None, pay_type: str, client_key: str | None) -> dict:
-    """Validate, allocate and store an unpaid packet with its shares; once per client_key."""
+    """Validate, allocate and store an unpaid packet with its shares, counted on the sender's
+    day within the daily limit; once per client_key (a repeat answers as the first did)."""
     if pay_type != "balance":
         payments.provider_of(ctx, pay_type)
     if type == PacketType.PERSONAL and number is None:
@@ -34,12 +35,15 @@ async def create(ctx: Context, user_id: int, type: int, for_id: int, number: int
             return await created_again(ctx, earlier)
     try:
         async with UnitOfWork(ctx) as uow:
+            await check_not_frozen(uow.cur, user_id)
             group_size = await check_recipient(uow.cur, user_id, type, for_id)
             plan = plan_packet(type, number, amount, intro, group_size, LIMITS)
             now = int(time.time())
+            send_day = await daily.count_new(uow.cur, ctx, user_id, plan.total, now)
             rp_id = await packets.insert(uow.cur, user_id, for_id, plan.type, plan.intro,
                                          plan.number, plan.total, plan.single,
-                                         lifecycle.PAY_TYPES[pay_type], client_key, now)
+                                         lifecycle.PAY_TYPES[pay_type], client_key, send_day,
+                                         now)
             amounts = (split_lucky(plan.total, plan.number, LIMITS.min_share, LIMITS.max_share)
                        if plan.type == PacketType.GROUP_LUCKY
                        else split_equal(plan.single, plan.number))
@@ -95,12 +99,14 @@ async def pay(ctx: Context, user_id: int, rp_id: int, pin: str | None) -> dict:
     await pins.check_payment(ctx, user_id, pin)  # before, and outside, the paying transaction
     now = int(time.time())
     async with UnitOfWork(ctx) as uow:
+        await check_not_frozen(uow.cur, user_id)
         packet = await packets.get(uow.cur, rp_id)
         check_payable(packet, user_id, "balance")
         # Marking it paid first locks the packet, so a second pay waits and finds it paid.
         if not await packets.mark_paid(uow.cur, rp_id, PayStatus.PAID, now,
                                        now + ctx.settings.packet_ttl):
             raise AlreadyPaid()
+        await daily.count_paid(uow.cur, ctx, packet, now, within_limit=True)
         balance = await wallets.debit(uow.cur, user_id, packet["total"], "pay", str(rp_id), now)
         if balance is None:
             raise InsufficientBalance(f"balance is less than {format_fen(packet['total'])}")
@@ -152,7 +158,7 @@ async def detail(ctx: Context, user_id: int, rp_id: int) -> dict:
 
 
 def year_span(year: int) -> tuple[int, int]:
-    start = datetime.datetime(year, 1, 1, tzinfo=CHINA)
+    start = datetime.datetime(year, 1, 1, tzinfo=BEIJING)
     return int(start.timestamp()), int(start.replace(year=year + 1).timestamp())
 
 
@@ -160,7 +166,7 @@ async def sent_box(ctx: Context, user_id: int, year: int | None, before: str | N
                    limit: int) -> dict:
     """我发出的红包: paid packets, newest first, with the year's count and total."""
     now = int(time.time())
-    start, end = year_span(year or datetime.datetime.now(CHINA).year)
+    start, end = year_span(year or datetime.datetime.now(BEIJING).year)
     cursor = _cursor(before, parts=1)
     async with ctx.db.cursor() as cur:
         rows = await packets.sent(cur, user_id, start, end, cursor[0] if cursor else None, limit)
@@ -178,7 +184,7 @@ async def received_box(ctx: Context, user_id: int, year: int | None, before: str
                        limit: int) -> dict:
     """我收到的红包: grabbed shares, newest first, with the year's count, total and best luck."""
     now = int(time.time())
-    start, end = year_span(year or datetime.datetime.now(CHINA).year)
+    start, end = year_span(year or datetime.datetime.now(BEIJING).year)
     async with ctx.db.cursor() as cur:
         rows = await packets.received(cur, user_id, start, end, _cursor(before, parts=2), limit)
         count, total, best_luck = await packets.received_totals(cur, user_id, start, end)

@@ -8,7 +8,7 @@ any ordering of callback, notifications, repeats and time-outs moves money once.
 import secrets
 import time
 
-from rtserver import access, provider_refunds
+from rtserver import access, daily, provider_refunds
 from rtserver.chat import put_in_room
 from rtserver.context import Context
 from rtserver.errors import AlreadyPaid, BadRequest, Forbidden, InvalidAmount, NotFound
@@ -75,6 +75,8 @@ async def sync_paid(ctx: Context, user_id: int, rp_id: int, result: dict) -> dic
         opened = await packets.mark_paid(uow.cur, rp_id, PayStatus.AWAITING_SETTLEMENT, now,
                                          now + ctx.settings.packet_ttl)
         if opened:
+            # The payment app took the money: the daily limit can no longer refuse it.
+            await daily.count_paid(uow.cur, ctx, packet, now, within_limit=False)
             await put_in_room(uow, await packets.get(uow.cur, rp_id), now)
         await uow.commit()
     if opened:
@@ -135,7 +137,9 @@ async def apply_payment(uow: UnitOfWork, order: dict, note: Notification) -> Non
     ctx, rp_id, now = uow.ctx, order["rp_id"], int(time.time())
     if await packets.mark_paid(uow.cur, rp_id, PayStatus.PAID, now, now + ctx.settings.packet_ttl):
         await packets.set_trade_no(uow.cur, rp_id, note.trade_no)
-        await put_in_room(uow, await packets.get(uow.cur, rp_id), now)
+        packet = await packets.get(uow.cur, rp_id)
+        await daily.count_paid(uow.cur, ctx, packet, now, within_limit=False)
+        await put_in_room(uow, packet, now)
     elif await packets.move_pay_status(uow.cur, rp_id, PayStatus.AWAITING_SETTLEMENT,
                                        PayStatus.PAID):
         await packets.set_trade_no(uow.cur, rp_id, note.trade_no)
@@ -173,6 +177,7 @@ async def void(ctx: Context, rp_id: int) -> bool:
                                                   PayStatus.VOIDED):
             return False
         packet = await packets.get(uow.cur, rp_id)
+        await daily.uncount(uow.cur, packet, PayStatus.VOIDED)
         grabbers = [s["user_id"] for s in await packets.grabs(uow.cur, rp_id)]
         event = {"ev": "packet.voided", "rp_id": rp_id}
         uow.emit([user_room(uid) for uid in {packet["user_id"], *grabbers}], event)

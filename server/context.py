@@ -5,6 +5,7 @@ from rtserver.caches import Caches
 from rtserver.config import Settings
 from rtserver.context import Context
 from rtserver.finishing import Finisher
+from rtserver.frozen import FrozenAccounts
 from rtserver.hub import Hub
 from rtserver.memory import Reclaimer
 from rtserver.outages import Outages
@@ -24,17 +25,20 @@ async def open_context(settings: Settings) -> Context:
     hub, caches = Hub(), Caches()
     outages = Outages({"MariaDB": db.ping, "Redis": redis.ping,
                        "MariaDB or Redis": lambda: _both(db, redis)})
+    frozen = FrozenAccounts(db, outages)
     ctx = Context(
         settings=settings, db=db, redis=redis, hub=hub,
         bus=Bus(EventChannel(redis, settings.redis_url, settings.redis_prefix), hub, caches,
-                outages),
+                frozen, outages),
         providers=load_providers(settings),
         taker=SlotTaker(redis, Keys(settings.redis_prefix)),
         quotas=Quotas(settings.max_connections, settings.max_connections_per_user),
-        outages=outages, caches=caches, reclaimer=Reclaimer(), pin_hasher=PinHasher())
+        outages=outages, caches=caches, frozen=frozen, reclaimer=Reclaimer(),
+        pin_hasher=PinHasher())
     ctx.finisher = Finisher(ctx)
     ctx.booker = Booker(ctx)
     await ctx.bus.start()
+    await frozen.start()  # after subscribing: a change made in between is heard, or read
     return ctx
 
 
@@ -48,6 +52,7 @@ async def close_context(ctx: Context) -> None:
     await ctx.finisher.close()  # after the booker: its last batches are checked too
     await ctx.bus.stop()  # after both: what they finished last is published too
     await ctx.token_clock.close()
+    await ctx.frozen.close()
     ctx.outages.close()
     ctx.pin_hasher.close()
     await ctx.db.close()

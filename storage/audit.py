@@ -12,6 +12,9 @@ async def figures(cur) -> dict[str, int]:
     return {
         "wallets": await total("SELECT SUM(balance) AS s FROM wallets"),
         "deposits": await total("SELECT SUM(amount) AS s FROM wallet_ledger WHERE kind = 'deposit'"),
+        # Withdrawals (提现) have left rtserver too, to wherever the chat app paid them out.
+        "withdrawn": -await total(
+            "SELECT SUM(amount) AS s FROM wallet_ledger WHERE kind = 'withdraw'"),
         "paid_from_wallets": -await total(
             "SELECT SUM(amount) AS s FROM wallet_ledger WHERE kind = 'pay'"),
         "paid_by_providers": await total(
@@ -46,6 +49,14 @@ RULES = {
     "ledger rows for a user without a wallet":
         "SELECT l.user_id, COUNT(*) AS n FROM wallet_ledger l LEFT JOIN wallets w"
         " ON w.user_id = l.user_id WHERE w.user_id IS NULL GROUP BY l.user_id",
+    "withdrawal that did not take money out":
+        "SELECT id, user_id, amount FROM wallet_ledger WHERE kind = 'withdraw' AND amount >= 0",
+    "day's sending differs from the packets counted on it":
+        "SELECT d.user_id, d.day, d.packets, d.amount, COUNT(p.id) AS counted,"
+        " COALESCE(SUM(p.total_money), 0) AS counted_amount FROM daily_sends d"
+        " LEFT JOIN red_packet p ON p.user_id = d.user_id AND p.send_day = d.day"
+        " GROUP BY d.user_id, d.day, d.packets, d.amount"
+        " HAVING d.packets <> counted OR d.amount <> counted_amount",
     "packet shares do not add up to its total or number":
         "SELECT p.id, p.total_money, p.number, COALESCE(SUM(s.money), 0) AS shares,"
         " COUNT(s.id) AS n FROM red_packet p LEFT JOIN red_packet_log s ON s.rp_id = p.id"

@@ -1,10 +1,12 @@
 """Red packets and their shares (red_packet, red_packet_log)."""
+import datetime
+
 from storage.db import to_decimal, to_fen
 from storage.schema import GRABBABLE, PacketType, PayStatus, PayType
 
 PACKET_COLUMNS = ("id, user_id, for_id, pay_status, pay_type, trade_no, type, intro, number,"
                   " total_money, single_money, return_money, is_cli_handle, expend_time, add_time,"
-                  " pay_time, expire_time, finish_time")
+                  " pay_time, expire_time, finish_time, send_day")
 # A share of a voided packet was never money: the received box leaves it out.
 NOT_VOIDED = f"rp_id NOT IN (SELECT id FROM red_packet WHERE pay_status = {PayStatus.VOIDED})"
 SHARE_COLUMNS = ("id, rp_id, seq, user_id, money, is_good, is_into_account, is_refunded,"
@@ -34,13 +36,15 @@ def _share(row: dict | None) -> dict | None:
 
 async def insert(cur, sender: int, for_id: int, type_: PacketType, intro: str, number: int,
                  total: int, single: int, pay_type: PayType, client_key: str | None,
-                 now: int) -> int:
-    """Insert an unpaid packet; a repeated (sender, client_key) raises IntegrityError."""
+                 send_day: datetime.date, now: int) -> int:
+    """Insert an unpaid packet, counted on `send_day`; a repeated (sender, client_key) raises
+    IntegrityError."""
     await cur.execute(
         "INSERT INTO red_packet (user_id, for_id, type, intro, number, total_money, single_money,"
-        " pay_type, client_key, add_time) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        " pay_type, client_key, send_day, add_time)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (sender, for_id, int(type_), intro, number, to_decimal(total), to_decimal(single),
-         int(pay_type), client_key, now))
+         int(pay_type), client_key, send_day, now))
     return cur.lastrowid
 
 
@@ -78,6 +82,29 @@ async def mark_paid(cur, rp_id: int, pay_status: PayStatus, now: int, expire_tim
         f" WHERE id = %s AND pay_status = {PayStatus.UNPAID}",
         (int(pay_status), now, expire_time, rp_id))
     return cur.rowcount == 1
+
+
+async def count_on(cur, rp_id: int, day: datetime.date) -> bool:
+    """Count a packet on `day` if it is counted on no day; True if it was not."""
+    await cur.execute("UPDATE red_packet SET send_day = %s WHERE id = %s AND send_day IS NULL",
+                      (day, rp_id))
+    return cur.rowcount == 1
+
+
+async def uncount(cur, rp_id: int, day: datetime.date, pay_status: PayStatus) -> bool:
+    """Stop counting a packet on `day`, if it still is and its pay status is `pay_status`;
+    True for the call that did."""
+    await cur.execute("UPDATE red_packet SET send_day = NULL WHERE id = %s AND send_day = %s"
+                      " AND pay_status = %s", (rp_id, day, int(pay_status)))
+    return cur.rowcount == 1
+
+
+async def unpaid_counted(cur, created_before: int, limit: int) -> list[dict]:
+    """Unpaid packets created before `created_before` and still counted on their day."""
+    await cur.execute(f"SELECT {PACKET_COLUMNS} FROM red_packet"
+                      f" WHERE pay_status = {PayStatus.UNPAID} AND send_day IS NOT NULL"
+                      " AND add_time < %s LIMIT %s", (created_before, limit))
+    return [_packet(row) for row in await cur.fetchall()]
 
 
 async def pay_status(cur, rp_id: int) -> PayStatus:
@@ -274,6 +301,16 @@ async def with_unclaimed_shares(cur, paid_before: int, now: int, limit: int) -> 
         " AND p.pay_time < %s AND s.user_id IS NULL AND s.is_refunded = 0"
         " ORDER BY p.id DESC LIMIT %s", (now, paid_before, limit))
     return [row["id"] for row in await cur.fetchall()]
+
+
+async def packets_of_shares(cur, share_ids) -> dict[int, int]:
+    """share id → the id of its packet."""
+    ids = sorted(set(share_ids))
+    if not ids:
+        return {}
+    await cur.execute(f"SELECT id, rp_id FROM red_packet_log WHERE id IN"
+                      f" ({', '.join(['%s'] * len(ids))})", ids)
+    return {row["id"]: row["rp_id"] for row in await cur.fetchall()}
 
 
 async def share_ids(cur, rp_ids) -> dict[int, dict[int, int]]:

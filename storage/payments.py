@@ -92,3 +92,15 @@ async def orders_of_packets(cur, rp_ids) -> list[dict]:
     await cur.execute(f"SELECT {ORDER_COLUMNS} FROM payment_orders"
                       f" WHERE rp_id IN ({', '.join(['%s'] * len(rp_ids))})", list(rp_ids))
     return [_order(row) for row in await cur.fetchall()]
+
+
+async def packets_of_trades(cur, trades: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """(provider, trade_no) of accepted payments → the id of the packet they were for."""
+    if not trades:
+        return {}
+    await cur.execute(
+        "SELECT n.provider, n.trade_no, o.rp_id FROM payment_notifications n"
+        " JOIN payment_orders o ON o.out_trade_no = n.out_trade_no WHERE n.status = 'accepted'"
+        f" AND ({' OR '.join(['(n.provider = %s AND n.trade_no = %s)'] * len(trades))})",
+        [part for trade in trades for part in trade])
+    return {(row["provider"], row["trade_no"]): row["rp_id"] for row in await cur.fetchall()}

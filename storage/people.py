@@ -85,3 +85,29 @@ async def is_member(cur, group_id: int, user_id: int) -> bool:
 async def member_count(cur, group_id: int) -> int:
     await cur.execute("SELECT COUNT(*) AS n FROM group_members WHERE group_id = %s", (group_id,))
     return (await cur.fetchone())["n"]
+
+
+async def set_frozen(cur, user_id: int, frozen: bool, reason: str, now: int) -> int | None:
+    """Freeze or thaw a user; return the change's version, None if there is no such user."""
+    await cur.execute("UPDATE users SET frozen = %s, frozen_reason = %s, frozen_time = %s,"
+                      " frozen_version = frozen_version + 1 WHERE id = %s",
+                      (int(frozen), reason, now, user_id))
+    if cur.rowcount != 1:
+        return None
+    await cur.execute("SELECT frozen_version FROM users WHERE id = %s", (user_id,))
+    return (await cur.fetchone())["frozen_version"]
+
+
+async def is_frozen(cur, user_id: int) -> bool | None:
+    """Whether a user is frozen (None: no such user). The row is share-locked until the
+    transaction ends: a freeze waits for this transaction, and it for a freeze under way."""
+    await cur.execute("SELECT frozen FROM users WHERE id = %s LOCK IN SHARE MODE", (user_id,))
+    row = await cur.fetchone()
+    return None if row is None else bool(row["frozen"])
+
+
+async def freeze_changes(cur) -> list[tuple[int, bool, int]]:
+    """(user id, frozen, version) of every user ever frozen."""
+    await cur.execute("SELECT id, frozen, frozen_version FROM users WHERE frozen_version > 0")
+    return [(row["id"], bool(row["frozen"]), row["frozen_version"])
+            for row in await cur.fetchall()]

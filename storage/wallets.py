@@ -67,6 +67,16 @@ def credit_shares(pipeline: Pipeline, share_ids: list[int], now: int) -> None:
         [now] + share_ids)
 
 
+async def ledger_page(cur, user_id: int, before: int | None, limit: int) -> list[dict]:
+    """A user's ledger rows with ids below `before`, newest first, amounts in fen."""
+    await cur.execute(
+        "SELECT id, kind, ref, amount, balance, add_time FROM wallet_ledger"
+        " WHERE user_id = %s AND id < %s ORDER BY id DESC LIMIT %s",
+        (user_id, before or 2**63, limit))
+    return [{**row, "amount": to_fen(row["amount"]), "balance": to_fen(row["balance"])}
+            for row in await cur.fetchall()]
+
+
 async def movement(cur, kind: str, ref: str) -> dict | None:
     """The ledger row booked for (kind, ref), if any, with its amount in fen."""
     await cur.execute("SELECT user_id, amount FROM wallet_ledger WHERE kind = %s AND ref = %s",

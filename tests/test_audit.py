@@ -32,7 +32,7 @@ def scratch(run_settings):
 
 def test_audit_passes_on_money_that_adds_up(scratch):
     settings, cur = scratch
-    cur.execute("INSERT INTO users VALUES (1, 'a', 0)")
+    cur.execute("INSERT INTO users (id, name, add_time) VALUES (1, 'a', 0)")
     cur.execute("INSERT INTO wallets VALUES (1, 5.00, 0)")
     cur.execute("INSERT INTO wallet_ledger (user_id, kind, ref, amount, balance, add_time)"
                 " VALUES (1, 'deposit', 'd1', 5.00, 5.00, 0)")
@@ -41,7 +41,33 @@ def test_audit_passes_on_money_that_adds_up(scratch):
     assert "money put in (deposits + provider payments): 5.00" in result.stdout
 
 
+def test_withdrawn_money_has_left_and_the_audit_counts_it_out(scratch):
+    settings, cur = scratch
+    test_audit_passes_on_money_that_adds_up(scratch)
+    cur.execute("UPDATE wallets SET balance = 3.00 WHERE user_id = 1")
+    cur.execute("INSERT INTO wallet_ledger (user_id, kind, ref, amount, balance, add_time)"
+                " VALUES (1, 'withdraw', 'w1', -2.00, 3.00, 0)")
+    result = run_cli(settings, "audit")
+    assert result.returncode == 0, result.stdout
+    assert "wallets: 3.00" in result.stdout and "withdrawn: 2.00" in result.stdout
+
+
 @pytest.mark.parametrize("breakage, rule", [
+    (["UPDATE wallets SET balance = 7.00 WHERE user_id = 1",
+      "INSERT INTO wallet_ledger (user_id, kind, ref, amount, balance, add_time)"
+      " VALUES (1, 'withdraw', 'w1', 2.00, 7.00, 0)"],
+     "withdrawal that did not take money out"),
+    (["UPDATE wallets SET balance = 3.00 WHERE user_id = 1",
+      "INSERT INTO wallet_ledger (user_id, kind, ref, amount, balance, add_time)"
+      " VALUES (1, 'withdrawal', 'w1', -2.00, 3.00, 0)"],
+     "money put in differs from money held"),
+    (["INSERT INTO daily_sends VALUES (1, '2025-01-01', 1, 1.00)"],
+     "day's sending differs from the packets counted on it"),
+    (["INSERT INTO red_packet (id, user_id, for_id, type, intro, number, total_money, add_time,"
+      " send_day) VALUES (9, 1, 1, 3, 'x', 1, 1.00, 0, '2025-01-01')",
+      "INSERT INTO red_packet_log (rp_id, seq, money, add_time) VALUES (9, 1, 1.00, 0)",
+      "INSERT INTO daily_sends VALUES (1, '2025-01-01', 1, 2.00)"],
+     "day's sending differs from the packets counted on it"),
     (["INSERT INTO wallets VALUES (2, 1.00, 0)"], "wallet balance differs"),
     (["INSERT INTO red_packet (id, user_id, for_id, type, intro, number, total_money, add_time)"
       " VALUES (9, 1, 1, 3, 'x', 2, 1.00, 0)",

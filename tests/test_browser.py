@@ -24,6 +24,7 @@ from rtserver.money import format_fen, parse_amount
 from storage import pins
 from storage.queue import SettlementQueue
 from tests.test_tokens import sleep_until
+from tests.test_packets import create_and_pay
 
 async_api = pytest.importorskip("playwright.async_api",
                                 reason="playwright is not installed (make install puts it in .venv)")
@@ -587,3 +588,69 @@ async def test_a_chat_app_page_asks_the_chat_app_for_its_next_token(admin, base_
         assert len(sockets) == 1 and not sockets[0].is_closed()
         assert await page.evaluate("window.sameDocument"), "the page was loaded again"
         assert "token" not in page.url
+
+
+@pytest.mark.parametrize("settings", [{"daily_send_count": 1}], indirect=True)
+async def test_the_ledger_page_and_the_servers_words_for_a_limit_and_a_freeze(
+        admin, connect, base_url, audit):
+    alice, bob = await admin.user("张三"), await admin.user("李四")
+    await admin.deposit(alice, "10.00")
+    for n in range(22):
+        await admin.deposit(bob, "1.00")
+    a, b = await connect(alice), await connect(bob)
+    from_alice = await create_and_pay(a, type=1, for_id=bob, amount="1.23")
+    assert (await b.request("packet.grab", rp_id=from_alice))["result"] == "ok"
+    await create_and_pay(b, type=1, for_id=alice, amount="2.00")
+    status, _ = await admin.call("POST", f"/admin/wallets/{bob}/withdraw",
+                                 {"amount": "5.00", "ref": f"bank-card-{bob}"})
+    assert status == 200
+    async with chromium() as browser:
+        person = await Person.sign_in(browser, base_url, bob)
+        page = person.page
+        await expect(page.locator("#balance")).to_have_text("16.23")
+        await person.shot("ledger_entry")
+        await page.click("#ledger-btn")
+        await expect(page.locator("#ledger")).to_be_visible()
+        rows = page.locator(".ledger-item")
+        await expect(rows).to_have_count(20)
+        for i, (title, amount) in enumerate([("提现", "-5.00"), ("发出红包", "-2.00"),
+                                             ("张三的红包", "+1.23"), ("充值", "+1.00")]):
+            await expect(rows.nth(i).locator(".ledger-title")).to_have_text(title)
+            await expect(rows.nth(i).locator(".ledger-amount")).to_have_text(amount)
+        await expect(rows.first.locator(".ledger-balance")).to_have_text("余额 16.23")
+        await person.shot("ledger")
+        await page.locator(".ledger-body").evaluate("body => body.scrollTo(0, body.scrollHeight)")
+        await expect(rows).to_have_count(25)  # the next page, fetched at the end of the list
+        await expect(page.locator("#ledger-more")).to_have_text("没有更多了")
+        await rows.nth(2).click()  # a packet's row opens its detail
+        await expect(page.locator(".detail-money")).to_have_text("1.23")
+        await page.click("#detail .back")
+        await expect(rows).to_have_count(25)
+
+        # A second packet today is one past --daily-send-count: the server's words say so.
+        await page.click("#ledger .back")
+        await page.fill("#dm-uid", str(alice))
+        await page.click("#dm-form button")
+        await page.click("#rp-btn")
+        await page.fill("#rp-amount", "1")
+        await page.click("#rp-send")
+        await expect(page.locator("#send-error")).to_have_text(
+            "已超过今日发红包的限额（at most 1 packets a day may be sent）")
+        await person.shot("limit_reached")
+
+        # A frozen account opens the envelope, but the 開 is refused.
+        status, _ = await admin.call("PUT", f"/admin/users/{alice}/frozen",
+                                     {"frozen": True, "reason": "风控"})
+        assert status == 200
+        frozen = await Person.sign_in(browser, base_url, alice)
+        await frozen.page.fill("#dm-uid", str(bob))
+        await frozen.page.click("#dm-form button")
+        await frozen.last_packet().click()
+        await frozen.page.click(".open-btn")
+        await expect(frozen.page.locator(".env-words")).to_have_text(
+            "你的账户已被冻结（this account is frozen）")
+        await frozen.shot("frozen")
+        await expect(frozen.page.locator("#balance")).to_have_text("8.77")
+        for someone in (person, frozen):
+            assert not someone.errors
+    audit()

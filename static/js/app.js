@@ -2,6 +2,7 @@
 
 import { Connection } from "./conn.js";
 import { avatar, clear, h, shortTime, toast } from "./dom.js";
+import { openLedger } from "./ledger.js";
 import { openMyBox } from "./mybox.js";
 import { closeDetail, ensureKnown, listen as listenToPackets, packetBubble } from "./packets.js";
 import { openPinSettings } from "./pin.js";
@@ -44,6 +45,7 @@ function boot() {
   $("signout-btn").addEventListener("click", signOut);
   $("mybox-btn").addEventListener("click", openMyBox);
   $("pin-btn").addEventListener("click", openPinSettings);
+  $("ledger-btn").addEventListener("click", openLedger);
   $("dm-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const id = Number($("dm-uid").value);

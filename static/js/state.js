@@ -78,7 +78,7 @@ export function changed(name, value) {
   for (const fn of app.listeners.get(name) || []) fn(value);
 }
 
-const PAGES = ["signin", "chats", "room", "send", "detail", "mybox"];
+const PAGES = ["signin", "chats", "room", "send", "detail", "mybox", "ledger"];
 
 /** Show one page; the others hide. */
 export function show(page) {
@@ -109,6 +109,8 @@ const CODE_WORDS = {
   unauthorized: "登录已失效",
   internal: "服务器出错了",
   pin_required: "请输入支付密码",
+  frozen: "你的账户已被冻结",
+  limit_exceeded: "已超过今日发红包的限额",
 };
 
 /** "零钱余额不足（balance is less than 10.00）": what the server refused, and why. */
