@@ -107,23 +107,14 @@ def packets_ended(facts) -> list[Violation]:
 
 def money(history: History, facts) -> list[Violation]:
     """Wallets add up to their ledgers, and money in = wallets + money held in packets, where
-    money in is exactly the deposits and payments the workload made."""
+    money in is exactly the deposits and payments the workload made, less its withdrawals."""
     found = []
     for uid, balance in facts["wallets"].items():
         if balance != facts["ledger_sums"].get(uid, 0):
             found.append(Violation("wallet_differs_from_ledger", abs(balance - facts[
                 "ledger_sums"].get(uid, 0)), {"user": uid, "balance": balance}))
-    sent = {c.args["ref"]: c for c in history.of("deposit")}
-    booked = {d["ref"]: d for d in facts["deposits"]}
-    for ref, d in booked.items():
-        call = sent.get(ref)
-        if call is None or parse_amount(call.args["amount"]) != d["amount"] or \
-                call.user != d["user_id"]:
-            found.append(Violation("deposit_not_made", d["amount"], dict(d, ref=ref)))
-    for ref, call in sent.items():
-        if call.outcome == "200" and ref not in booked:
-            found.append(Violation("acknowledged_deposit_missing", parse_amount(
-                call.args["amount"]), {"ref": ref, "user": call.user}))
+    found += movements(history.of("deposit"), facts["deposits"], "deposit")
+    found += movements(history.of("withdraw"), facts["withdrawals"], "withdrawal")
     notes = [c for c in history.of("notify") if c.args["status"] == "SUCCESS"]
     paid = {(c.args["trade_no"], parse_amount(c.args["amount"])) for c in notes}
     accepted = {p["trade_no"] for p in facts["payments"]}
@@ -135,7 +126,7 @@ def money(history: History, facts) -> list[Violation]:
             found.append(Violation("acknowledged_payment_missing", parse_amount(
                 c.args["amount"]), dict(c.args)))
     put_in = sum(d["amount"] for d in facts["deposits"]) + sum(
-        p["amount"] for p in facts["payments"])
+        p["amount"] for p in facts["payments"]) - sum(w["amount"] for w in facts["withdrawals"])
     held = sum(p["total_money"] - p["return_money"] - sum(
         s["money"] for s in p["shares"] if s["is_into_account"])
         for p in facts["packets"].values() if p["pay_status"] == PAID)
@@ -143,6 +134,27 @@ def money(history: History, facts) -> list[Violation]:
     if put_in != wallets + held:
         found.append(Violation("money_not_conserved", abs(put_in - wallets - held),
                                {"put_in": put_in, "wallets": wallets, "held": held}))
+    return found
+
+
+def movements(calls, booked_rows, name: str) -> list[Violation]:
+    """Every deposit (or withdrawal) in the ledger was asked for, with its user and amount,
+    and every one answered 200 is there; one answered only 409 (not enough money) is not."""
+    found, sent = [], {}
+    for call in calls:
+        sent.setdefault(call.args["ref"], []).append(call)
+    booked = {row["ref"]: row for row in booked_rows}
+    for ref, row in booked.items():
+        asked = sent.get(ref, [])
+        if not asked or parse_amount(asked[0].args["amount"]) != row["amount"] or \
+                asked[0].user != row["user_id"]:
+            found.append(Violation(f"{name}_not_made", row["amount"], dict(row, ref=ref)))
+        elif all(c.outcome == "409" for c in asked):
+            found.append(Violation(f"{name}_refused_but_made", row["amount"], dict(row, ref=ref)))
+    for ref, asked in sent.items():
+        if any(c.outcome == "200" for c in asked) and ref not in booked:
+            found.append(Violation(f"acknowledged_{name}_missing", parse_amount(
+                asked[0].args["amount"]), {"ref": ref, "user": asked[0].user}))
     return found
 
 

@@ -15,6 +15,8 @@ def read(conn) -> dict:
                       " FROM red_packet_log")
         grab_rows = rows("SELECT ref, user_id, amount FROM wallet_ledger WHERE kind = 'grab'")
         deposits = rows("SELECT ref, user_id, amount FROM wallet_ledger WHERE kind = 'deposit'")
+        withdrawals = rows("SELECT ref, user_id, amount FROM wallet_ledger"
+                           " WHERE kind = 'withdraw'")
         wallets = {w["user_id"]: w["balance"] for w in rows("SELECT user_id, balance FROM wallets")}
         ledger = {r["user_id"]: r["s"] for r in rows(
             "SELECT user_id, SUM(amount) AS s FROM wallet_ledger GROUP BY user_id")}
@@ -35,6 +37,8 @@ def read(conn) -> dict:
         "packets": packets,
         "grab_ledger": grabs,  # share id (text) -> its grab ledger rows
         "deposits": [dict(d, amount=to_fen(d["amount"])) for d in deposits],
+        # amounts as taken out: positive fen
+        "withdrawals": [dict(w, amount=-to_fen(w["amount"])) for w in withdrawals],
         "wallets": {uid: to_fen(b) for uid, b in wallets.items()},
         "ledger_sums": {uid: to_fen(s) for uid, s in ledger.items()},
         "payments": [dict(p, amount=to_fen(p["amount"])) for p in payments],

@@ -60,14 +60,22 @@ class People:
                                                 body=json.dumps(body), headers=self.admin)
         assert response.code == 200, (path, response.code)
 
-    async def deposit(self, uid: int, amount: str, ref: str, node: int, attempts: int = 4):
+    async def deposit(self, uid: int, amount: str, ref: str, node: int):
         """A deposit through the admin API, sent again (same ref) until some node answers."""
+        return await self._move("deposit", uid, amount, ref, node)
+
+    async def withdraw(self, uid: int, amount: str, ref: str, node: int):
+        """A withdrawal (提现) through the admin API, sent again (same ref) until some node
+        answers; 409 (not enough money) is an answer."""
+        return await self._move("withdraw", uid, amount, ref, node)
+
+    async def _move(self, op: str, uid: int, amount: str, ref: str, node: int, attempts: int = 4):
         args = {"user": uid, "amount": amount, "ref": ref}
         body = json.dumps({"amount": amount, "ref": ref}).encode()
         for attempt in range(attempts):
-            call = await self.http.post("deposit", uid, (node + attempt) % 2,
-                                        f"/admin/wallets/{uid}/deposit", body, self.admin, args)
-            if call.outcome == "200":
+            call = await self.http.post(op, uid, (node + attempt) % 2,
+                                        f"/admin/wallets/{uid}/{op}", body, self.admin, args)
+            if call.outcome in ("200", "409"):
                 return call
             await asyncio.sleep(0.5 + attempt)
         return call

@@ -1,6 +1,6 @@
 """What the users do: send packets of every type (from the balance, some with a 支付密码, and
 through the sandbox), grab them in storms from many sockets, tap old ones, chat, and receive
-deposits.
+deposits and withdraw money.
 
 Each actor draws from a random.Random of its own, seeded from the run's seed and its name, so
 the same seed gives the same choices whatever the interleaving.
@@ -53,7 +53,8 @@ class Workload:
     def start(self, create_until: float, until: float) -> None:
         self.actors = [asyncio.ensure_future(actor) for actor in (
             *(self._sender(i, create_until) for i in range(SENDERS)),
-            self._chat(until), self._deposits(until), self._taps(until))]
+            self._chat(until), self._deposits(until), self._withdrawals(until),
+            self._taps(until))]
 
     async def stop(self, timeout: float) -> None:
         """Wait for the actors and every flow they left running (late notifications), bounded."""
@@ -230,3 +231,15 @@ class Workload:
                                            format_fen(rng.randint(100, 5000)),
                                            f"chaos-{self.seed}-{self.deposits}",
                                            node=rng.randrange(2)))
+
+    async def _withdrawals(self, until: float) -> None:
+        """提现 of a user's money, racing their payments and grabs; now and then more than
+        they hold (409)."""
+        rng, count = self.rng("withdrawals"), 0
+        while self.clock() < until:
+            await asyncio.sleep(rng.uniform(1.0, 3.0))
+            count += 1
+            self.spawn(self.people.withdraw(rng.choice(self.people.users),
+                                            format_fen(rng.randint(100, 8000)),
+                                            f"chaos-{self.seed}-w{count}",
+                                            node=rng.randrange(2)))
