@@ -590,6 +590,7 @@ async def test_a_chat_app_page_asks_the_chat_app_for_its_next_token(admin, base_
         assert "token" not in page.url
 
 
+@pytest.mark.gen_test(timeout=90)
 @pytest.mark.parametrize("settings", [{"daily_send_count": 1}], indirect=True)
 async def test_the_ledger_page_and_the_servers_words_for_a_limit_and_a_freeze(
         admin, connect, base_url, audit):
