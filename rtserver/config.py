@@ -4,6 +4,8 @@ import os
 
 from tornado.options import OptionParser
 
+from rtserver.limits import limits_of
+
 DEV_SECRET = "rtserver-dev-only-secret"
 
 
@@ -39,6 +41,11 @@ class Settings:
     pin_lock: int = flag(10800, "seconds a payment password stays locked after five wrong tries")
     require_pin: bool = flag(False, "every balance payment needs a payment password: users "
                              "without one get pin_required")
+    max_shares: int = flag(100, "shares a group packet may have at most")
+    min_share: str = flag("0.01", "the smallest share of any packet")
+    max_share: str = flag("200.00", "the largest share of a group packet")
+    max_personal: str = flag("200.00", "the largest personal or exclusive packet")
+    max_payment: str = flag("20000.00", "the largest total of one packet")
     uvloop: bool = flag(True, "run on uvloop's event loop (--uvloop=false: asyncio's own)")
     alipay_app_id: str = flag("", "our Alipay app id")
     alipay_public_key_file: str = flag("", "Alipay's public key (PEM)")
@@ -75,6 +82,7 @@ class Settings:
             raise SystemExit(f"rtserver: --pin-lock must be 1 second or more, not {self.pin_lock}")
         if self.processes < 1:
             raise SystemExit(f"rtserver: --processes must be 1 or more, not {self.processes}")
+        limits_of(self)  # refuses limits that make no sense
         if not self.dev:
             return self
         return dataclasses.replace(

@@ -2,7 +2,8 @@
 from storage.db import to_decimal, to_fen
 from storage.schema import GRABBABLE, PacketType, PayStatus, PayType
 
-PACKET_COLUMNS = ("id, user_id, for_id, pay_status, pay_type, trade_no, type, intro, number,"
+PACKET_COLUMNS = ("id, user_id, for_id, to_user, pay_status, pay_type, trade_no, type, intro,"
+                  " password, number,"
                   " total_money, single_money, return_money, is_cli_handle, expend_time, add_time,"
                   " pay_time, expire_time, finish_time")
 # A share of a voided packet was never money: the received box leaves it out.
@@ -34,13 +35,14 @@ def _share(row: dict | None) -> dict | None:
 
 async def insert(cur, sender: int, for_id: int, type_: PacketType, intro: str, number: int,
                  total: int, single: int, pay_type: PayType, client_key: str | None,
-                 now: int) -> int:
+                 now: int, to_user: int | None = None, password: str | None = None) -> int:
     """Insert an unpaid packet; a repeated (sender, client_key) raises IntegrityError."""
     await cur.execute(
-        "INSERT INTO red_packet (user_id, for_id, type, intro, number, total_money, single_money,"
-        " pay_type, client_key, add_time) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (sender, for_id, int(type_), intro, number, to_decimal(total), to_decimal(single),
-         int(pay_type), client_key, now))
+        "INSERT INTO red_packet (user_id, for_id, to_user, type, intro, password, number,"
+        " total_money, single_money, pay_type, client_key, add_time)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (sender, for_id, to_user, int(type_), intro, password, number, to_decimal(total),
+         to_decimal(single), int(pay_type), client_key, now))
     return cur.lastrowid
 
 
