@@ -8,7 +8,7 @@ from storage.schema import PacketType
 
 PACKET_TYPES = frozenset(PacketType)
 ONE_SHARE = frozenset({PacketType.PERSONAL, PacketType.EXCLUSIVE})  # for one person: one share
-WITH_PASSWORD = frozenset({PacketType.GROUP_NORMAL, PacketType.GROUP_LUCKY})  # 口令红包 may be
+WITH_PASSWORD = frozenset({PacketType.GROUP_NORMAL, PacketType.GROUP_LUCKY})  # may be 口令红包
 MAX_PASSWORD = 20
 
 
