@@ -1,5 +1,5 @@
-"""What the numbers stored in `red_packet` mean (migrations 0003, 0005, 0012): one name for each, used
-by the SQL here, by the rules and views above, and by the tests."""
+"""What the numbers stored in `red_packet` mean (migrations 0003, 0005, 0012): one name for
+each, used by the SQL here, by the rules and views above, and by the tests."""
 from enum import IntEnum
 
 
