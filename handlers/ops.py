@@ -3,7 +3,7 @@ import time
 
 from handlers.args import (REQUIRED, amount, anything, choice, count, identifier, mapping,
                            parse_args, pin, text)
-from rtserver import auth, chat, grab, ledger, packets, payments, pins, wallet
+from rtserver import auth, chat, grab, ledger, packets, payments, people, pins, wallet
 from rtserver.errors import UnknownOp
 from rtserver.lifecycle import PAY_TYPES
 
@@ -43,14 +43,16 @@ OPS = {
     "chat.send": ({**TO, "text": (text(chat.MAX_TEXT, 1), REQUIRED)}, chat.send),
     "chat.history": ({**TO, "before": (identifier, None), "limit": (count(1, 100), 50)},
                      chat.history),
-    "packet.create": ({"type": (count(1, 3), REQUIRED), "for_id": (identifier, REQUIRED),
+    "packet.create": ({"type": (count(1, 4), REQUIRED), "for_id": (identifier, REQUIRED),
                        "number": (anything, None), "amount": (amount, REQUIRED),
                        "intro": (anything, None), "pay_type": (choice(*PAY_TYPES), REQUIRED),
-                       "client_key": (text(64, 1), None)}, packets.create),
+                       "client_key": (text(64, 1), None), "to_user": (identifier, None),
+                       "password": (anything, None)}, packets.create),
     "packet.pay": ({**RP, "pin": (pin, None)}, packets.pay),
     "packet.sync_paid": ({**RP, "result": (mapping, {})}, payments.sync_paid),
-    "packet.grab": (RP, grab.grab),
+    "packet.grab": ({**RP, "password": (text(grab.MAX_SAID), None)}, grab.grab),
     "packet.detail": (RP, packets.detail),
+    "group.members": ({"group_id": (identifier, REQUIRED)}, people.members),
     "packet.list": ({"box": (choice("sent", "received"), REQUIRED),
                      "year": (count(2000, 2100), None), "before": (cursor, None),
                      "limit": (count(1, 50), 20)}, packet_list),
@@ -60,7 +62,7 @@ OPS = {
 # Ops that change nothing beyond their own socket: when it closes before they are answered, they
 # are dropped.
 READS = frozenset({"ping", REFRESH, "wallet.get", "wallet.ledger", "chat.history",
-                   "packet.detail", "packet.list"})
+                   "packet.detail", "packet.list", "group.members"})
 
 
 def only_reads(op) -> bool:

@@ -1,4 +1,5 @@
 """Chat: text messages, packet messages, and the history a reconnecting client catches up from."""
+import logging
 import time
 
 from rtserver import access, codec, views
@@ -10,6 +11,7 @@ from rtserver.uow import UnitOfWork
 from storage import chat, people
 from storage.schema import PacketType
 
+log = logging.getLogger(__name__)
 MAX_TEXT = 2000
 HISTORY_BYTES = codec.MAX_REPLY - 1024  # the messages of one reply; the rest is its envelope
 
@@ -44,19 +46,36 @@ async def send(ctx: Context, user_id: int, to_type: str, to_id: int, text: str) 
         raise BadRequest("text is empty")
     async with UnitOfWork(ctx) as uow:
         await check_can_talk(uow.cur, user_id, to_type, to_id)
-        row = await chat.insert(uow.cur, room_of(to_type, to_id, user_id), to_type, to_id, user_id,
-                                "text", text, None, int(time.time()))
-        names = await people.names(uow.cur, [user_id])
-        message = views.message(row, names, None)
-        uow.emit(rooms_of(to_type, to_id, user_id), {"ev": "message", "message": message})
+        message = await post_text(uow, user_id, to_type, to_id, text)
         await uow.commit()
     return {"message": message}
+
+
+async def say_password(ctx: Context, user_id: int, group_id: int, password: str) -> None:
+    """Post a 口令红包's phrase into its group as the grabber's own words, as QQ does, once the
+    grab that said it has won its share (the grabber is known to be a member)."""
+    try:
+        async with UnitOfWork(ctx) as uow:
+            await post_text(uow, user_id, "group", group_id, password)
+            await uow.commit()
+    except Exception:  # the share is booked and stays so: the grab is answered all the same
+        log.warning("the password of a packet in group %s could not be posted", group_id,
+                    exc_info=True)
+
+
+async def post_text(uow: UnitOfWork, user_id: int, to_type: str, to_id: int, text: str) -> dict:
+    """Store a text message and send it to its room once committed; return its view."""
+    row = await chat.insert(uow.cur, room_of(to_type, to_id, user_id), to_type, to_id, user_id,
+                            "text", text, None, int(time.time()))
+    message = views.message(row, await people.names(uow.cur, [user_id]), None)
+    uow.emit(rooms_of(to_type, to_id, user_id), {"ev": "message", "message": message})
+    return message
 
 
 async def put_in_room(uow: UnitOfWork, packet: dict, now: int) -> dict:
     """Post a packet that may now be grabbed into its room's stream, and load its slots once
     committed. Returns the packet's summary."""
-    names = await people.names(uow.cur, [packet["user_id"]])
+    names = await people.names(uow.cur, views.people_in([packet]))
     packet_summary = views.summary(packet, names, now)
     to_type = "user" if packet["type"] == PacketType.PERSONAL else "group"
     row = await chat.insert(uow.cur, room_of(to_type, packet["for_id"], packet["user_id"]), to_type,

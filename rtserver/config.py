@@ -5,7 +5,7 @@ import os
 from tornado.options import OptionParser
 
 from rtserver.errors import InvalidAmount
-from rtserver.limits import DailyLimit
+from rtserver.limits import DailyLimit, limits_of
 from rtserver.money import parse_amount
 
 DEV_SECRET = "rtserver-dev-only-secret"
@@ -43,6 +43,11 @@ class Settings:
     pin_lock: int = flag(10800, "seconds a payment password stays locked after five wrong tries")
     require_pin: bool = flag(False, "every balance payment needs a payment password: users "
                              "without one get pin_required")
+    max_shares: int = flag(100, "shares a group packet may have at most")
+    min_share: str = flag("0.01", "the smallest share of any packet")
+    max_share: str = flag("200.00", "the largest share of a group packet")
+    max_personal: str = flag("200.00", "the largest personal or exclusive packet")
+    max_payment: str = flag("20000.00", "the largest total of one packet")
     uvloop: bool = flag(True, "run on uvloop's event loop (--uvloop=false: asyncio's own)")
     alipay_app_id: str = flag("", "our Alipay app id")
     alipay_public_key_file: str = flag("", "Alipay's public key (PEM)")
@@ -89,6 +94,7 @@ class Settings:
             raise SystemExit("rtserver: --daily-send-count must be 0 (no limit) or more")
         if self.processes < 1:
             raise SystemExit(f"rtserver: --processes must be 1 or more, not {self.processes}")
+        limits_of(self)  # refuses limits that make no sense
         if not self.dev:
             return self
         return dataclasses.replace(

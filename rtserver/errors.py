@@ -74,6 +74,10 @@ class RateLimited(RtError):
     code, default_message, http_status = "rate_limited", "too many requests", 429
 
 
+class WrongPassword(RtError):
+    code, default_message, http_status = "wrong_password", "not the packet's password", 403
+
+
 class Unavailable(RtError):
     code, default_message, http_status = "unavailable", "a dependency is down; retry", 503
 

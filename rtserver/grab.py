@@ -9,7 +9,7 @@ became of it: never `unavailable`, which would be a lie once its share is booked
 import asyncio
 import time
 
-from rtserver import access, lifecycle
+from rtserver import access, chat, lifecycle
 from rtserver.booking import already, share_outcome
 from rtserver.context import Context
 from rtserver.errors import Frozen, NotFound, NotPaid, OutcomeUnknown, Unavailable
@@ -19,34 +19,44 @@ from storage import packets, people, slots
 from storage.errors import is_dependency_down
 from storage.schema import PayStatus
 
+MAX_SAID = 200  # characters a grab may say to a 口令红包 (longer: bad_request; phrases are ≤ 20)
 MAX_TAKES = 5  # a slot whose share went elsewhere (after a Redis rebuild) is retried this often
 TOO_SLOW_PATIENCE = 5.0  # seconds a grab with no slot waits for the last ones to be booked
 KNOWN_PATIENCE = 10.0  # seconds a grab keeps taking or booking its slot through an outage
 RETRY_FIRST, RETRY_MOST = 0.1, 1.0  # seconds between those tries, doubling
 
 
-async def grab(ctx: Context, user_id: int, rp_id: int) -> dict:
+async def grab(ctx: Context, user_id: int, rp_id: int, password: str | None = None) -> dict:
     """Try to take a share of a packet for a user: `ok` with the money, `already`, `too_slow`
-    (every share went to others) or `expired`."""
+    (every share went to others) or `expired`. `password`: what the user said to a 口令红包."""
     if ctx.frozen.holds(user_id):  # this node's copy: no query, and no slot taken
         raise Frozen()
     packet = await ctx.caches.packets.get_or_load(rp_id, lambda: load_slots(ctx, rp_id))
     if packet is None or int(time.time()) >= packet.expire_time:
         # Not grabbable (any more) — or not yet when its slots were looked for, and paid since.
-        if answer := await answer_from_database(ctx, user_id, rp_id):
+        if answer := await answer_from_database(ctx, user_id, rp_id, password):
             return answer
         packet = await load_slots(ctx, rp_id)
         if packet is None:
             raise Unavailable("the packet is being opened; tap again")
     member = needs_membership(packet) and await access.is_member_fast(ctx, packet.for_id, user_id)
-    check_may_open(packet, user_id, member)
+    check_may_open(packet, user_id, member, password)  # before Redis: a refusal takes no slot
+    answer = await take_share(ctx, packet, user_id)
+    if packet.password is not None and answer["result"] == "ok":
+        await chat.say_password(ctx, user_id, packet.for_id, packet.password)
+    return answer
+
+
+async def take_share(ctx: Context, packet: Packet, user_id: int) -> dict:
+    """Redis decides, MariaDB books: the answer of a grab that may open the packet."""
+    rp_id = packet.id
     for _ in range(MAX_TAKES):
         # The script may have taken a slot even when its reply was lost: asked again, it
         # answers the same slot (or none), so it is asked until Redis answers.
         take, _ = await until_known(lambda: ctx.taker.take(rp_id, user_id))
         if take.outcome == slots.MISSING:  # Redis lost the slots: rebuilt from MariaDB
             if await load_slots(ctx, rp_id) is None and \
-                    (answer := await answer_from_database(ctx, user_id, rp_id)):
+                    (answer := await answer_from_database(ctx, user_id, rp_id, packet.password)):
                 return answer
             continue
         if take.outcome == slots.TOO_SLOW:
@@ -108,7 +118,8 @@ async def until_known(attempt):
         delay = min(2 * delay, RETRY_MOST)
 
 
-async def answer_from_database(ctx: Context, user_id: int, rp_id: int) -> dict | None:
+async def answer_from_database(ctx: Context, user_id: int, rp_id: int,
+                               password: str | None) -> dict | None:
     """Answer a grab on a packet whose slots are not (or no longer) in Redis; None when the
     packet turns out to be grabbable (paid a moment ago): then the grab goes on."""
     async with ctx.db.cursor() as cur:
@@ -117,7 +128,7 @@ async def answer_from_database(ctx: Context, user_id: int, rp_id: int) -> dict |
             raise NotFound("no such packet")
         packet = Packet.of_row(row)
         member = needs_membership(packet) and await people.is_member(cur, packet.for_id, user_id)
-        check_may_open(packet, user_id, member)
+        check_may_open(packet, user_id, member, password)
         if row["pay_status"] == PayStatus.UNPAID:
             raise NotPaid()
         share = await packets.share_of(cur, rp_id, user_id)

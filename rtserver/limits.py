@@ -1,14 +1,20 @@
 """The red-packet rules: what a sender may put in a packet, and send in a day, as plain functions."""
 import datetime
+import functools
 from dataclasses import dataclass
 
 from rtserver.errors import BadRequest, InvalidAmount, InvalidNumber
-from rtserver.money import format_fen
+from rtserver.money import format_fen, parse_amount
 from storage.schema import PacketType
 
 PACKET_TYPES = frozenset(PacketType)
 # Days and years turn at Beijing midnight: China keeps one time zone, and no summer time.
 BEIJING = datetime.timezone(datetime.timedelta(hours=8))
+
+
+ONE_SHARE = frozenset({PacketType.PERSONAL, PacketType.EXCLUSIVE})  # for one person: one share
+WITH_PASSWORD = frozenset({PacketType.GROUP_NORMAL, PacketType.GROUP_LUCKY})  # may be 口令红包
+MAX_PASSWORD = 20
 
 
 @dataclass(frozen=True)
@@ -22,6 +28,33 @@ class Limits:
     max_payment: int = 2000000
     max_intro: int = 25
     default_intro: str = "恭喜发财，大吉大利"
+
+    def view(self) -> dict:
+        """`hello.limits`: what a client checks its forms against, amounts as the wire has them."""
+        return {"max_shares": self.max_shares, "min_share": format_fen(self.min_share),
+                "max_share": format_fen(self.max_share),
+                "max_personal": format_fen(self.max_personal),
+                "max_payment": format_fen(self.max_payment), "intro_max": self.max_intro}
+
+
+@functools.lru_cache(maxsize=8)
+def limits_of(settings) -> Limits:
+    """The limits set by the flags `--max-shares`, `--min-share`, `--max-share`,
+    `--max-personal` and `--max-payment`; SystemExit when they make no sense."""
+    try:
+        limits = Limits(max_shares=settings.max_shares,
+                        min_share=parse_amount(settings.min_share),
+                        max_share=parse_amount(settings.max_share),
+                        max_personal=parse_amount(settings.max_personal),
+                        max_payment=parse_amount(settings.max_payment))
+    except InvalidAmount as exc:
+        raise SystemExit(f"rtserver: a packet limit is not an amount: {exc.message}") from None
+    if not (1 <= limits.max_shares and 0 < limits.min_share <= limits.max_share
+            and limits.min_share <= limits.max_personal
+            and limits.min_share <= limits.max_payment):
+        raise SystemExit("rtserver: the packet limits need --max-shares >= 1 and "
+                         "0 < --min-share <= --max-share, --max-personal and --max-payment")
+    return limits
 
 
 @dataclass(frozen=True)
@@ -52,10 +85,10 @@ def plan_packet(type, number, amount, intro, group_size, limits: Limits = Limits
 
     if not _is_int(number):
         raise InvalidNumber("number must be an integer")
-    if type == PacketType.PERSONAL:
+    if type in ONE_SHARE:
         if number != 1:
-            raise InvalidNumber("a personal packet has exactly 1 share")
-    else:
+            raise InvalidNumber("a personal or exclusive packet has exactly 1 share")
+    if type != PacketType.PERSONAL:
         if group_size is None:
             raise ValueError("group_size is required for a group packet")
         if not 1 <= number <= limits.max_shares:
@@ -67,7 +100,7 @@ def plan_packet(type, number, amount, intro, group_size, limits: Limits = Limits
         raise InvalidAmount("amount must be a whole number of fen")
     if amount <= 0:
         raise InvalidAmount("amount must be greater than 0")
-    if type == PacketType.PERSONAL:
+    if type in ONE_SHARE:
         _check_range(amount, limits.min_share, limits.max_personal, "amount")
         total, single = amount, amount
     elif type == PacketType.GROUP_NORMAL:
@@ -83,7 +116,7 @@ def plan_packet(type, number, amount, intro, group_size, limits: Limits = Limits
         raise InvalidAmount(f"a packet may hold at most {format_fen(limits.max_payment)}")
 
     return PacketPlan(type=type, number=number, total=total, single=single,
-                      intro=_check_intro(intro, limits))
+                      intro=intro_of(intro, limits))
 
 
 def _check_range(fen: int, lo: int, hi: int, what: str) -> None:
@@ -91,7 +124,8 @@ def _check_range(fen: int, lo: int, hi: int, what: str) -> None:
         raise InvalidAmount(f"{what} must be between {format_fen(lo)} and {format_fen(hi)}")
 
 
-def _check_intro(intro, limits: Limits) -> str:
+def intro_of(intro, limits: Limits) -> str:
+    """The intro a packet will show: the sender's, trimmed, or the default."""
     if intro is None:
         return limits.default_intro
     if not isinstance(intro, str):
@@ -127,3 +161,23 @@ class DailyLimit:
 def beijing_day(now: int) -> datetime.date:
     """The Beijing day of a Unix time: the day a daily limit counts it on."""
     return datetime.datetime.fromtimestamp(now, BEIJING).date()
+
+
+def password_of(type, password) -> str | None:
+    """The phrase of a 口令红包 as stored and shown: the sender's, without surrounding spaces.
+
+    Only group normal and lucky packets take one: a personal or exclusive packet is for one
+    person already. Raises BadRequest."""
+    if password is None:
+        return None
+    if type not in WITH_PASSWORD:
+        raise BadRequest("only group normal and lucky packets take a password")
+    if not isinstance(password, str) or not 1 <= len(password) <= MAX_PASSWORD \
+            or not password.strip():
+        raise BadRequest(f"password must be 1 to {MAX_PASSWORD} characters")
+    return password.strip()
+
+
+def says_password(password: str, said) -> bool:
+    """Whether a grabber said a packet's phrase: the same words, spaces around them ignored."""
+    return isinstance(said, str) and said.strip() == password

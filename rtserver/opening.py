@@ -1,15 +1,19 @@
 """Who may open (拆) a packet: one rule, whichever way the grab path learnt of the packet."""
-from rtserver.errors import Forbidden
+from rtserver.errors import Forbidden, WrongPassword
+from rtserver.limits import says_password
 from rtserver.slots import Packet
 from storage.schema import PacketType
 
 
-def check_may_open(packet: Packet, user_id: int, is_member: bool) -> None:
-    """Refuse (Forbidden) a user who may not take a share of `packet`.
+def check_may_open(packet: Packet, user_id: int, is_member: bool, said: str | None = None) -> None:
+    """Refuse (Forbidden) a user who may not take a share of `packet`, and (WrongPassword) one
+    who did not say its phrase.
 
     A personal packet is for the one person it was sent to: never its sender, who sees 等待对方
     领取 instead. A group packet is for the members of its group (`is_member`, looked up by the
-    caller in its node's cache or in MariaDB), its sender among them, as in WeChat.
+    caller in its node's cache or in MariaDB), its sender among them, as in WeChat; an exclusive
+    one (专属红包) only for the member it names. A 口令红包 opens to the member who says its phrase
+    (`said`); everything is known from the Packet, so no rule here costs the grab a query.
     """
     if packet.type == PacketType.PERSONAL:
         if user_id == packet.sender:
@@ -18,6 +22,10 @@ def check_may_open(packet: Packet, user_id: int, is_member: bool) -> None:
             raise Forbidden("this packet is not for you")
     elif not is_member:
         raise Forbidden("not a member of this packet's group")
+    elif packet.type == PacketType.EXCLUSIVE and user_id != packet.to_user:
+        raise Forbidden("this exclusive packet is for someone else")
+    if packet.password is not None and not says_password(packet.password, said):
+        raise WrongPassword("say the packet's password to open it")
 
 
 def needs_membership(packet: Packet) -> bool:

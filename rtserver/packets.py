@@ -1,6 +1,7 @@
 """Red packets: create (塞钱进红包), pay from the balance, the detail view, 我的红包."""
 import datetime
 import time
+from typing import NamedTuple
 
 from rtserver import access, chat, daily, lifecycle, payments, pins, views
 from rtserver.allocation import split_equal, split_lucky
@@ -8,7 +9,7 @@ from rtserver.context import Context
 from rtserver.errors import (AlreadyPaid, BadRequest, Forbidden, InsufficientBalance, NotFound)
 from rtserver.frozen import check_not_frozen
 from rtserver.hub import user_room
-from rtserver.limits import BEIJING, Limits, plan_packet
+from rtserver.limits import BEIJING, ONE_SHARE, intro_of, limits_of, password_of, plan_packet
 from rtserver.money import format_fen
 from rtserver.uow import UnitOfWork
 from rtserver.wallet import wallet_event
@@ -17,34 +18,42 @@ from storage import payments as storage_payments
 from storage.db import is_duplicate
 from storage.schema import PacketType, PayStatus, PayType
 
-LIMITS = Limits()
-
-
 async def create(ctx: Context, user_id: int, type: int, for_id: int, number: int, amount: int,
-                 intro: str | None, pay_type: str, client_key: str | None) -> dict:
+                 intro: str | None, pay_type: str, client_key: str | None,
+                 to_user: int | None = None, password: str | None = None) -> dict:
     """Validate, allocate and store an unpaid packet with its shares, counted on the sender's
-    day within the daily limit; once per client_key (a repeat answers as the first did)."""
+    day within the daily limit; once per client_key (a repeat with the same arguments answers
+    as the first did)."""
     if pay_type != "balance":
         payments.provider_of(ctx, pay_type)
-    if type == PacketType.PERSONAL and number is None:
+    if type in ONE_SHARE and number is None:
         number = 1
+    limits = limits_of(ctx.settings)
+    password = password_of(type, password)
+    if (to_user is not None) != (type == PacketType.EXCLUSIVE):
+        raise BadRequest("to_user names who an exclusive packet (type 4) is for, and only that")
+
+    def asked() -> Asked:  # worked out only for a client_key seen before
+        return Asked(type, for_id, number, amount, intro_of(intro, limits),
+                     lifecycle.PAY_TYPES[pay_type], to_user, password)
+
     if client_key is not None:
         async with ctx.db.cursor() as cur:
             earlier = await packets.by_client_key(cur, user_id, client_key)
         if earlier:
-            return await created_again(ctx, earlier)
+            return await created_again(ctx, earlier, asked())
     try:
         async with UnitOfWork(ctx) as uow:
             await check_not_frozen(uow.cur, user_id)
-            group_size = await check_recipient(uow.cur, user_id, type, for_id)
-            plan = plan_packet(type, number, amount, intro, group_size, LIMITS)
+            group_size = await check_recipient(uow.cur, user_id, type, for_id, to_user)
+            plan = plan_packet(type, number, amount, intro, group_size, limits)
             now = int(time.time())
             send_day = await daily.count_new(uow.cur, ctx, user_id, plan.total, now)
             rp_id = await packets.insert(uow.cur, user_id, for_id, plan.type, plan.intro,
                                          plan.number, plan.total, plan.single,
                                          lifecycle.PAY_TYPES[pay_type], client_key, send_day,
-                                         now)
-            amounts = (split_lucky(plan.total, plan.number, LIMITS.min_share, LIMITS.max_share)
+                                         now, to_user, password)
+            amounts = (split_lucky(plan.total, plan.number, limits.min_share, limits.max_share)
                        if plan.type == PacketType.GROUP_LUCKY
                        else split_equal(plan.single, plan.number))
             await packets.insert_shares(uow.cur, rp_id, amounts, now)
@@ -61,7 +70,27 @@ async def create(ctx: Context, user_id: int, type: int, for_id: int, number: int
             answer["order"] = await payments.place_order(ctx, order, packet["intro"])
         return answer
     async with ctx.db.cursor() as cur:  # the same key created it a moment ago
-        return await created_again(ctx, await packets.by_client_key(cur, user_id, client_key))
+        earlier = await packets.by_client_key(cur, user_id, client_key)
+    return await created_again(ctx, earlier, asked())
+
+
+class Asked(NamedTuple):
+    """What a packet.create asked for, as a stored packet records it: a client_key names one
+    request, so a key used again with other arguments is refused, not answered with the first."""
+    type: int
+    for_id: int
+    number: int | None
+    amount: int  # each share of a group normal packet, the total of any other
+    intro: str
+    pay_type: PayType
+    to_user: int | None
+    password: str | None
+
+    @classmethod
+    def of_packet(cls, packet: dict) -> "Asked":
+        amount = packet["single"] if packet["type"] == PacketType.GROUP_NORMAL else packet["total"]
+        return cls(packet["type"], packet["for_id"], packet["number"], amount, packet["intro"],
+                   packet["pay_type"], packet["to_user"], packet["password"])
 
 
 def created(packet: dict) -> dict:
@@ -69,8 +98,10 @@ def created(packet: dict) -> dict:
             "number": packet["number"], "pay_status": packet["pay_status"]}
 
 
-async def created_again(ctx: Context, packet: dict) -> dict:
+async def created_again(ctx: Context, packet: dict, asked: Asked) -> dict:
     """The answer to a repeated create: the same packet, and its order again."""
+    if Asked.of_packet(packet) != asked:
+        raise BadRequest("client_key was used for another packet")
     answer = created(packet)
     if packet["pay_type"] != PayType.BALANCE:
         async with ctx.db.cursor() as cur:
@@ -80,7 +111,8 @@ async def created_again(ctx: Context, packet: dict) -> dict:
     return answer
 
 
-async def check_recipient(cur, sender: int, type: int, for_id: int) -> int | None:
+async def check_recipient(cur, sender: int, type: int, for_id: int,
+                          to_user: int | None) -> int | None:
     """Check who the packet is for; return the group's size (None for a personal packet)."""
     if type == PacketType.PERSONAL:
         if for_id == sender:
@@ -89,6 +121,11 @@ async def check_recipient(cur, sender: int, type: int, for_id: int) -> int | Non
             raise NotFound(f"no user {for_id}")
         return None
     await access.check_member(cur, for_id, sender)
+    if type == PacketType.EXCLUSIVE:
+        if to_user == sender:
+            raise Forbidden("an exclusive packet is for another member")
+        if not await people.is_member(cur, for_id, to_user):
+            raise Forbidden("an exclusive packet is for a member of its group")
     return await people.member_count(cur, for_id)
 
 
@@ -133,7 +170,7 @@ async def detail(ctx: Context, user_id: int, rp_id: int) -> dict:
     async with ctx.db.cursor() as cur:
         packet = await access.check_can_see(cur, await packets.get(cur, rp_id), user_id)
         grabs = await packets.grabs(cur, rp_id)
-        names = await people.names(cur, [packet["user_id"]] + [g["user_id"] for g in grabs])
+        names = await people.names(cur, views.people_in([packet]) + [g["user_id"] for g in grabs])
         to_provider = packet["return_money"] and await provider_refunds.of_cause(
             cur, "refund", str(rp_id))
     best_shown = views.shows_best(packet, now)
@@ -142,11 +179,10 @@ async def detail(ctx: Context, user_id: int, rp_id: int) -> dict:
     view["grabbed_total"] = format_fen(sum(g["money"] for g in grabs))
     if view["status"] == "finished":
         view["expend_time"] = packet["expend_time"]
-    if packet["is_cli_handle"]:
+    if packet["is_cli_handle"] and packet["return_money"]:  # only when money went back
         view["return_money"] = format_fen(packet["return_money"])
-        if packet["return_money"]:  # where it went: back the way it was paid, or the balance
-            view["return_to"] = "original" if to_provider and to_provider["state"] != "failed" \
-                else "balance"
+        view["return_to"] = "original" if to_provider and to_provider["state"] != "failed" \
+            else "balance"
     mine = next((g for g in grabs if g["user_id"] == user_id), None)
     return {
         "packet": view,
@@ -171,7 +207,7 @@ async def sent_box(ctx: Context, user_id: int, year: int | None, before: str | N
     async with ctx.db.cursor() as cur:
         rows = await packets.sent(cur, user_id, start, end, cursor[0] if cursor else None, limit)
         count, total = await packets.sent_totals(cur, user_id, start, end)
-        names = await people.names(cur, [user_id])
+        names = await people.names(cur, views.people_in(rows))
     return {
         "items": [views.summary(p, names, now) for p in rows],
         "count": count,
@@ -189,7 +225,7 @@ async def received_box(ctx: Context, user_id: int, year: int | None, before: str
         rows = await packets.received(cur, user_id, start, end, _cursor(before, parts=2), limit)
         count, total, best_luck = await packets.received_totals(cur, user_id, start, end)
         found = await packets.get_many(cur, [r["rp_id"] for r in rows])
-        names = await people.names(cur, [p["user_id"] for p in found.values()])
+        names = await people.names(cur, views.people_in(list(found.values())))
     items = []
     for share in rows:
         packet = found[share["rp_id"]]

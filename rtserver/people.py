@@ -2,7 +2,7 @@
 import time
 
 from rtserver.context import Context
-from rtserver.errors import BadRequest, NotFound
+from rtserver.errors import BadRequest, Forbidden, NotFound
 from rtserver.uow import UnitOfWork
 from storage import people
 
@@ -77,3 +77,14 @@ async def _check_users_exist(cur, user_ids) -> None:
 async def _check_group_exists(cur, group_id: int) -> None:
     if not await people.get_group(cur, group_id):
         raise NotFound(f"no group {group_id}")
+
+
+async def members(ctx: Context, user_id: int, group_id: int) -> dict:
+    """A group's members with their names, for pickers such as the 专属红包 form: only to a
+    member (a group that does not exist has none, so asking for one is `forbidden` too)."""
+    async with ctx.db.cursor() as cur:
+        ids = await people.member_ids(cur, group_id)
+        if user_id not in ids:
+            raise Forbidden("not a member of this group")
+        names = await people.names(cur, ids)
+    return {"members": [{"id": uid, "name": names.get(uid, "")} for uid in ids]}

@@ -4,6 +4,7 @@ import time
 from rtserver.context import Context
 from rtserver.errors import Unauthorized
 from rtserver.hub import group_room, user_room
+from rtserver.limits import limits_of
 from rtserver.wallet import wallet_view
 from storage import people, pins, wallets
 
@@ -24,5 +25,6 @@ async def open_session(ctx: Context, user_id: int) -> tuple[dict, list[str]]:
         "has_pin": has_pin,
         "groups": [{"id": g["id"], "name": g["name"], "members": g["members"]} for g in groups],
         "server_time": int(time.time()),
+        "limits": limits_of(ctx.settings).view(),
     }
     return hello, [user_room(user_id)] + [group_room(g["id"]) for g in groups]

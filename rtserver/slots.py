@@ -24,22 +24,30 @@ class Packet:
     for_id: int  # its group, or the one person a personal packet is for
     number: int  # of shares
     expire_time: int
+    to_user: int | None = None  # the one member who may open an exclusive packet (专属红包)
+    password: str | None = None  # the phrase a 口令红包's grabbers must say
 
     @classmethod
     def of_row(cls, row: dict) -> "Packet":
         """From the packet's row in MariaDB (`storage.packets.get`)."""
         return cls(row["id"], row["user_id"], PacketType(row["type"]), row["for_id"],
-                   row["number"], row["expire_time"])
+                   row["number"], row["expire_time"], row["to_user"], row["password"])
 
     @classmethod
     def of_meta(cls, rp_id: int, meta: dict[str, str]) -> "Packet":
-        """From its meta hash in Redis."""
+        """From its meta hash in Redis (a field left out is None)."""
         return cls(rp_id, int(meta["sender"]), PacketType(int(meta["type"])),
-                   int(meta["for_id"]), int(meta["number"]), int(meta["expire_time"]))
+                   int(meta["for_id"]), int(meta["number"]), int(meta["expire_time"]),
+                   int(meta["to_user"]) if "to_user" in meta else None, meta.get("password"))
 
-    def meta(self) -> dict[str, int]:
-        return {"sender": self.sender, "type": int(self.type), "for_id": self.for_id,
+    def meta(self) -> dict[str, int | str]:
+        meta = {"sender": self.sender, "type": int(self.type), "for_id": self.for_id,
                 "number": self.number, "expire_time": self.expire_time}
+        if self.to_user is not None:
+            meta["to_user"] = self.to_user
+        if self.password is not None:
+            meta["password"] = self.password
+        return meta
 
 
 async def load_slots(ctx: Context, rp_id: int) -> Packet | None:

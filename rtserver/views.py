@@ -25,12 +25,21 @@ def summary(packet: dict, names: dict[int, str], now: int) -> dict:
     }
     if packet["type"] == PacketType.GROUP_NORMAL:
         view["single"] = format_fen(packet["single"])
+    if packet["to_user"] is not None:
+        view["to_user"] = person(packet["to_user"], names)
+    if packet["password"] is not None:
+        view["password"] = packet["password"]
     return view
+
+
+def people_in(packets_: list[dict]) -> list[int]:
+    """Whose names the summaries of `packets_` show: senders, and who exclusive ones are for."""
+    return [p["user_id"] for p in packets_] + [p["to_user"] for p in packets_ if p["to_user"]]
 
 
 async def summaries(cur, rp_ids, now: int) -> dict[int, dict]:
     found = await packets.get_many(cur, rp_ids)
-    names = await people.names(cur, [p["user_id"] for p in found.values()])
+    names = await people.names(cur, people_in(list(found.values())))
     return {rp_id: summary(p, names, now) for rp_id, p in found.items()}
 
 

@@ -4,7 +4,8 @@ import datetime
 from storage.db import to_decimal, to_fen
 from storage.schema import GRABBABLE, PacketType, PayStatus, PayType
 
-PACKET_COLUMNS = ("id, user_id, for_id, pay_status, pay_type, trade_no, type, intro, number,"
+PACKET_COLUMNS = ("id, user_id, for_id, to_user, pay_status, pay_type, trade_no, type, intro,"
+                  " password, number,"
                   " total_money, single_money, return_money, is_cli_handle, expend_time, add_time,"
                   " pay_time, expire_time, finish_time, send_day")
 # A share of a voided packet was never money: the received box leaves it out.
@@ -36,15 +37,16 @@ def _share(row: dict | None) -> dict | None:
 
 async def insert(cur, sender: int, for_id: int, type_: PacketType, intro: str, number: int,
                  total: int, single: int, pay_type: PayType, client_key: str | None,
-                 send_day: datetime.date, now: int) -> int:
+                 send_day: datetime.date, now: int, to_user: int | None = None,
+                 password: str | None = None) -> int:
     """Insert an unpaid packet, counted on `send_day`; a repeated (sender, client_key) raises
     IntegrityError."""
     await cur.execute(
-        "INSERT INTO red_packet (user_id, for_id, type, intro, number, total_money, single_money,"
-        " pay_type, client_key, send_day, add_time)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (sender, for_id, int(type_), intro, number, to_decimal(total), to_decimal(single),
-         int(pay_type), client_key, send_day, now))
+        "INSERT INTO red_packet (user_id, for_id, to_user, type, intro, password, number,"
+        " total_money, single_money, pay_type, client_key, send_day, add_time)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (sender, for_id, to_user, int(type_), intro, password, number, to_decimal(total),
+         to_decimal(single), int(pay_type), client_key, send_day, now))
     return cur.lastrowid
 
 

@@ -1,5 +1,5 @@
-"""What the numbers stored in `red_packet` mean (migrations 0003, 0005): one name for each, used
-by the SQL here, by the rules and views above, and by the tests."""
+"""What the numbers stored in `red_packet` mean (migrations 0003, 0005, 0012): one name for
+each, used by the SQL here, by the rules and views above, and by the tests."""
 from enum import IntEnum
 
 
@@ -7,6 +7,7 @@ class PacketType(IntEnum):
     PERSONAL = 1  # 个人红包: for one person of a 1:1 chat, one share
     GROUP_NORMAL = 2  # 普通红包: a group's equal shares
     GROUP_LUCKY = 3  # 拼手气红包: a group's random shares, and 手气最佳 once all are taken
+    EXCLUSIVE = 4  # 专属红包: a group packet of one share that only its `to_user` may open
 
 
 class PayStatus(IntEnum):

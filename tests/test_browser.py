@@ -19,7 +19,7 @@ import jwt
 import pytest
 
 from jobs.runner import JobRunner
-from rtserver import auth
+from rtserver import auth, refund
 from rtserver.money import format_fen, parse_amount
 from storage import pins
 from storage.queue import SettlementQueue
@@ -655,3 +655,131 @@ async def test_the_ledger_page_and_the_servers_words_for_a_limit_and_a_freeze(
         for someone in (person, frozen):
             assert not someone.errors
     audit()
+
+
+@pytest.mark.gen_test(timeout=90)
+@pytest.mark.parametrize("settings", [{"packet_ttl": 6}], indirect=True)
+async def test_an_exclusive_packet_from_the_member_picker_opens_to_its_member_alone(
+        admin, base_url, ctx, audit):
+    gid, (alice, bob, carol) = await three_in_a_group(admin)
+    async with chromium() as browser:
+        sender = await Person.sign_in(browser, base_url, alice)
+        chosen = await Person.sign_in(browser, base_url, bob)
+        other = await Person.sign_in(browser, base_url, carol)
+        for person in (sender, chosen, other):
+            await person.open_room(f"g:{gid}")
+
+        form = sender.page
+        await form.click("#rp-btn")
+        await form.click("#rp-exclusive")
+        # The picker lists the group's other members, from group.members.
+        await expect(form.locator("#rp-to option")).to_have_text(["选择群成员", "李四", "王五"])
+        await expect(form.locator("#rp-number")).to_have_count(0)
+        await expect(form.locator("#rp-password")).to_have_count(0)
+        await form.fill("#rp-amount", "3")
+        await expect(form.locator("#send-error")).to_have_text("请选择领取人")
+        await expect(form.locator("#rp-send")).to_be_disabled()
+        await form.select_option("#rp-to", str(bob))
+        await form.fill("#rp-amount", "200.01")
+        await expect(form.locator("#send-error")).to_have_text("单个红包金额不可超过200.00元")
+        await form.fill("#rp-amount", "3")
+        await form.fill("#rp-intro", "给李四的")
+        await expect(form.locator("#send-error")).to_be_hidden()
+        await sender.shot("exclusive_form")
+        await form.click("#rp-send")
+        await expect(sender.last_packet()).to_contain_text("李四的专属红包")
+        await expect(sender.page.locator("#balance")).to_have_text("97.00")
+
+        # Someone else sees whose it is, and no 開.
+        await expect(other.last_packet()).to_contain_text("李四的专属红包")
+        await other.last_packet().click()
+        await expect(other.page.locator(".env-words")).to_have_text("仅李四可领取")
+        await expect(other.page.locator(".env-card")).to_contain_text("张三发给李四的专属红包")
+        await expect(other.page.locator(".open-btn")).to_have_count(0)
+        await other.shot("exclusive_not_yours")
+        await other.page.click(".env-close")
+
+        await expect(chosen.last_packet()).to_contain_text("给你的专属红包")
+        await chosen.last_packet().click()
+        await chosen.shot("exclusive_envelope")
+        await chosen.page.click(".open-btn")
+        await expect(chosen.page.locator(".detail-money")).to_have_text("3.00")
+        await expect(chosen.page.locator(".detail-for")).to_have_text("李四的专属红包")
+        await expect(chosen.page.locator(".detail-summary")).to_have_text("红包金额3.00元，已被领取")
+        await expect(chosen.page.locator("#balance")).to_have_text("103.00")
+        await chosen.shot("exclusive_detail")
+
+        # Expired and refunded with nothing left to return: no 未领取的0.00元已退回.
+        await asyncio.sleep(6.5)
+        await refund.refund_expired(ctx)
+        await sender.last_packet().click()
+        await expect(sender.page.locator(".grab-name")).to_have_text("李四")
+        await expect(sender.page.locator(".detail-foot")).to_have_count(0)
+        for person in (sender, chosen, other):
+            assert not person.errors
+    audit()
+
+
+@pytest.mark.gen_test(timeout=90)
+@pytest.mark.parametrize("settings", [{"max_share": "50.00", "max_shares": 5}], indirect=True)
+async def test_a_password_packet_shows_its_phrase_and_its_button_says_it(admin, base_url, audit):
+    gid, (alice, bob, carol) = await three_in_a_group(admin)
+    async with chromium() as browser:
+        sender = await Person.sign_in(browser, base_url, alice)
+        grabber = await Person.sign_in(browser, base_url, bob)
+        for person in (sender, grabber):
+            await person.open_room(f"g:{gid}")
+
+        # The form checks with the limits the server's flags set, as hello told them.
+        form = sender.page
+        await form.click("#rp-btn")
+        await form.fill("#rp-number", "2")
+        await form.fill("#rp-amount", "100.01")
+        await expect(form.locator("#send-error")).to_have_text("单个红包金额不可超过50.00元")
+        await form.fill("#rp-amount", "4")
+        await form.fill("#rp-password", "芝麻开门" * 6)
+        await expect(form.locator("#rp-password")).to_have_value("芝麻开门" * 5)  # 20 at most
+        await form.fill("#rp-password", "芝麻开门")
+        await expect(form.locator("#send-error")).to_be_hidden()
+        await sender.shot("password_form")
+        await form.click("#rp-send")
+        await expect(sender.last_packet()).to_contain_text("口令：芝麻开门")
+        await expect(sender.page.locator("#balance")).to_have_text("96.00")
+
+        await expect(grabber.last_packet()).to_contain_text("口令：芝麻开门")
+        await grabber.last_packet().click()
+        await expect(grabber.page.locator(".env-phrase")).to_have_text("口令：芝麻开门")
+        await expect(grabber.page.locator(".say-btn")).to_have_text("说口令领红包")
+        await grabber.shot("password_envelope")
+        await grabber.page.click(".say-btn")
+        await expect(grabber.page.locator("#detail")).to_be_visible()
+        won = parse_amount(await grabber.page.locator(".detail-money").text_content())
+        await expect(grabber.page.locator("#balance")).to_have_text(format_fen(10000 + won))
+
+        # The phrase is said in the room, as the grabber's own message.
+        said = sender.page.locator(".bubble", has_text="芝麻开门")
+        await expect(said).to_have_count(1)
+        await sender.shot("password_said")
+        for person in (sender, grabber):
+            assert not person.errors
+    audit()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_the_detail_line_of_a_voided_or_unpaid_personal_packet_does_not_wait(
+        admin, base_url):
+    me = await admin.user("张三")
+    async with chromium() as browser:
+        person = await Person.sign_in(browser, base_url, me)
+        lines = await person.page.evaluate("""async () => {
+            const { summaryLine } = await import("/js/packets.js");
+            const packet = (type, status, extra) => ({ type, status, total: "5.00", number: 1,
+                grabbed_count: 0, grabbed_total: "0.00", ...extra });
+            return [packet(1, "voided"), packet(1, "unpaid"), packet(1, "active"),
+                    packet(4, "voided"), packet(4, "active", { to_user: { id: 2, name: "李四" } })]
+                .map(summaryLine);
+        }""")
+        assert lines == ["红包金额5.00元，该红包未支付成功，已失效", "红包金额5.00元，尚未支付",
+                         "红包金额5.00元，等待对方领取", "红包金额5.00元，该红包未支付成功，已失效",
+                         "红包金额5.00元，等待李四领取"]
+        assert not person.errors

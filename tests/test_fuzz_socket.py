@@ -62,10 +62,13 @@ def plausible(world: dict) -> dict:
     """Values an argument might rightly take, so that the fuzzer gets past the first check."""
     ids = st.sampled_from(world["ids"])
     return {
-        "rp_id": ids, "for_id": ids, "to_id": ids, "before": ids,
+        "rp_id": ids, "for_id": ids, "to_id": ids, "before": ids, "to_user": ids, "group_id": ids,
+        # 口令: near misses of the world's phrase (暗号), phrases a sender may set, or any text.
+        "password": st.one_of(st.sampled_from(["暗", "暗号号", "暗 号", "芝麻开门", "", " " * 21,
+                                               "x" * 20, "x" * 21]), text(25)),
         "to_type": st.sampled_from(["group", "user"] * 3 + ["GROUP", ""]),
         "text": text(600),
-        "type": st.integers(min_value=-1, max_value=4),
+        "type": st.integers(min_value=-1, max_value=5),
         "number": st.integers(min_value=-1, max_value=102),
         "amount": st.sampled_from(["0.01", "0.02", "1.00", "3.00", "200.00"] * 2
                                   + ["200.01", "0", "-1.00", "1e2", "NaN", " 1.00", "1.001",
@@ -176,7 +179,7 @@ async def send_and_check(base_url: str, token: str, subprotocol: str, frames: li
 async def set_up(admin, connect) -> dict:
     """An attacker with no money, a group of theirs, and money of others nearby."""
     attacker, friend, rich, other = await admin.users(4)
-    mine, theirs = await admin.group([attacker, friend]), await admin.group([rich, other])
+    mine, theirs = await admin.group([attacker, friend, other]), await admin.group([rich, other])
     for uid in (friend, rich):
         await admin.deposit(uid, "50.00")
     rich_client, friend_client = await connect(rich), await connect(friend)
@@ -184,9 +187,16 @@ async def set_up(admin, connect) -> dict:
     personal = await create_and_pay(rich_client, type=1, for_id=other, amount="1.00")
     unpaid = (await friend_client.request("packet.create", type=2, for_id=mine, number=1,
                                           amount="1.00", pay_type="balance"))["rp_id"]
+    # In the attacker's own group: one exclusive packet for someone else, one with a phrase.
+    # The attacker never says its phrase: what the fuzzer says are near misses and noise.
+    exclusive = await create_and_pay(friend_client, type=4, for_id=mine, amount="1.00",
+                                     to_user=other)
+    phrase = await create_and_pay(friend_client, type=3, for_id=mine, number=2, amount="2.00",
+                                  password="暗号")
     users = [attacker, friend, rich, other]
     return {"attacker": attacker, "users": users,
-            "ids": users + [mine, theirs, lucky, personal, unpaid, 0, 1, 2**63 - 1],
+            "ids": users + [mine, theirs, lucky, personal, unpaid, exclusive, phrase, 0, 1,
+                            2**63 - 1],
             "bystander": friend_client}
 
 

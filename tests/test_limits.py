@@ -5,7 +5,8 @@ import dataclasses
 import pytest
 
 from rtserver.errors import BadRequest, InvalidAmount, InvalidNumber
-from rtserver.limits import Limits, PacketPlan, plan_packet
+from rtserver.config import load
+from rtserver.limits import Limits, PacketPlan, limits_of, password_of, plan_packet
 from storage.schema import PacketType
 
 DEFAULT_INTRO = "恭喜发财，大吉大利"
@@ -36,7 +37,7 @@ def test_plan_accepts(type, number, amount, group_size, total, single):
 @pytest.mark.parametrize("type, number, amount, group_size, error", [
     # type
     (0, 1, 100, None, BadRequest),
-    (4, 1, 100, None, BadRequest),
+    (5, 1, 100, None, BadRequest),
     (True, 1, 100, None, BadRequest),
     ("1", 1, 100, None, BadRequest),
     (None, 1, 100, None, BadRequest),
@@ -150,3 +151,56 @@ def test_intro_refused(intro):
 def test_group_size_required_for_groups():
     with pytest.raises(ValueError):
         plan_packet(PacketType.GROUP_NORMAL, 2, 100, None, None)
+
+
+def test_an_exclusive_packet_is_one_share_of_a_personal_packets_amounts():
+    plan = plan_packet(PacketType.EXCLUSIVE, 1, 20000, None, 3)
+    assert (plan.total, plan.single, plan.number) == (20000, 20000, 1)
+    assert plan_packet(PacketType.EXCLUSIVE, 1, 1, None, 2).total == 1
+    for number in (0, 2, True):
+        with pytest.raises(InvalidNumber):
+            plan_packet(PacketType.EXCLUSIVE, number, 100, None, 3)
+    for amount in (0, 20001):
+        with pytest.raises(InvalidAmount):
+            plan_packet(PacketType.EXCLUSIVE, 1, amount, None, 3)
+
+
+@pytest.mark.parametrize("type, password, expected", [
+    (PacketType.GROUP_LUCKY, None, None),
+    (PacketType.GROUP_LUCKY, "芝麻开门", "芝麻开门"),
+    (PacketType.GROUP_NORMAL, " 恭喜发财 ", "恭喜发财"),
+    (PacketType.GROUP_NORMAL, "x" * 20, "x" * 20),
+    (PacketType.PERSONAL, None, None),
+])
+def test_password_accepted(type, password, expected):
+    assert password_of(type, password) == expected
+
+
+@pytest.mark.parametrize("type, password", [
+    (PacketType.GROUP_LUCKY, ""), (PacketType.GROUP_LUCKY, "   "),
+    (PacketType.GROUP_LUCKY, "x" * 21), (PacketType.GROUP_LUCKY, "红" * 21),
+    (PacketType.GROUP_LUCKY, 123), (PacketType.GROUP_LUCKY, ["a"]), (PacketType.GROUP_LUCKY, True),
+    (PacketType.PERSONAL, "open"), (PacketType.EXCLUSIVE, "open"),
+])
+def test_password_refused(type, password):
+    with pytest.raises(BadRequest):
+        password_of(type, password)
+
+
+def test_limits_come_from_the_flags_and_go_to_hello_as_the_wire_writes_them():
+    settings = load(["--max-shares", "10", "--min-share", "0.10", "--max-share", "5.00",
+                     "--max-personal", "8.88", "--max-payment", "50.00"])
+    limits = limits_of(settings)
+    assert (limits.max_shares, limits.min_share, limits.max_share, limits.max_personal,
+            limits.max_payment) == (10, 10, 500, 888, 5000)
+    assert limits.view() == {"max_shares": 10, "min_share": "0.10", "max_share": "5.00",
+                             "max_personal": "8.88", "max_payment": "50.00", "intro_max": 25}
+    assert limits_of(load([])) == Limits()
+
+
+@pytest.mark.parametrize("argv", [["--min-share", "1"], ["--max-share", "abc"],
+                                  ["--min-share", "0.00"], ["--max-shares", "0"],
+                                  ["--min-share", "3.00", "--max-share", "2.00"]])
+def test_limits_that_make_no_sense_stop_the_server(argv):
+    with pytest.raises(SystemExit):
+        load(argv)

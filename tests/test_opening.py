@@ -1,7 +1,7 @@
 """Who may open a packet: one rule, tested without servers."""
 import pytest
 
-from rtserver.errors import Forbidden
+from rtserver.errors import Forbidden, WrongPassword
 from rtserver.opening import check_may_open, needs_membership
 from rtserver.slots import Packet
 from storage.schema import PacketType
@@ -33,3 +33,43 @@ def test_a_group_packet_is_for_the_members_of_its_group_its_sender_among_them(ty
     for user_id in (SENDER, STRANGER):
         with pytest.raises(Forbidden, match="not a member"):
             check_may_open(group, user_id, is_member=False)
+
+
+def test_an_exclusive_packet_is_for_the_one_member_it_names():
+    exclusive = Packet(id=7, sender=SENDER, type=PacketType.EXCLUSIVE, for_id=GROUP, number=1,
+                       expire_time=0, to_user=FRIEND)
+    assert needs_membership(exclusive)
+    check_may_open(exclusive, FRIEND, is_member=True)
+    for user_id in (SENDER, STRANGER):  # its sender too: it is someone else's
+        with pytest.raises(Forbidden, match="someone else"):
+            check_may_open(exclusive, user_id, is_member=True)
+    with pytest.raises(Forbidden, match="not a member"):  # one who left the group since
+        check_may_open(exclusive, FRIEND, is_member=False)
+
+
+@pytest.mark.parametrize("said", ["芝麻开门", "  芝麻开门 ", "\t芝麻开门\n"])
+def test_a_password_packet_opens_to_its_phrase_spaces_around_it_ignored(said):
+    check_may_open(with_password("芝麻开门"), FRIEND, is_member=True, said=said)
+
+
+@pytest.mark.parametrize("said", [None, "", "芝麻", "芝麻 开门", "芝麻开门吧", "ZHIMA", 7, ["芝麻开门"]])
+def test_a_password_packet_refuses_any_other_phrase(said):
+    with pytest.raises(WrongPassword):
+        check_may_open(with_password("芝麻开门"), FRIEND, is_member=True, said=said)
+
+
+def test_a_stranger_to_a_password_packet_is_forbidden_before_any_phrase_is_judged():
+    with pytest.raises(Forbidden):
+        check_may_open(with_password("open"), STRANGER, is_member=False, said="open")
+
+
+def with_password(password: str) -> Packet:
+    return Packet(id=7, sender=SENDER, type=PacketType.GROUP_LUCKY, for_id=GROUP, number=3,
+                  expire_time=0, password=password)
+
+
+def test_the_packet_travels_through_redis_meta_whole():
+    for packet_ in (with_password("口令"), packet(PacketType.GROUP_NORMAL),
+                    Packet(7, SENDER, PacketType.EXCLUSIVE, GROUP, 1, 99, to_user=FRIEND)):
+        meta = {k: str(v) for k, v in packet_.meta().items()}  # Redis gives back strings
+        assert Packet.of_meta(7, meta) == packet_

@@ -19,3 +19,7 @@ def test_the_browser_client_numbers_packets_as_the_server_does():
         "PacketType": {t.name: t.value for t in PacketType},
         "PayStatus": {s.name: s.value for s in PayStatus},
     }
+
+
+def test_an_exclusive_packet_is_type_4_on_both_sides():
+    assert PacketType.EXCLUSIVE == 4 == js_constants()["PacketType"]["EXCLUSIVE"]

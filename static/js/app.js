@@ -3,6 +3,7 @@
 import { Connection } from "./conn.js";
 import { avatar, clear, h, shortTime, toast } from "./dom.js";
 import { openLedger } from "./ledger.js";
+import { limitsOf } from "./money.js";
 import { openMyBox } from "./mybox.js";
 import { closeDetail, ensureKnown, listen as listenToPackets, packetBubble } from "./packets.js";
 import { openPinSettings } from "./pin.js";
@@ -212,6 +213,7 @@ async function onHello(hello) {
   learnName(hello.user);
   app.groups = hello.groups;
   app.hasPin = hello.has_pin;
+  app.limits = limitsOf(hello.limits);
   setBalance(hello);
   $("me-name").textContent = hello.user.name;
   $("me-avatar").replaceWith(Object.assign(avatar(hello.user), { id: "me-avatar" }));

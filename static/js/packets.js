@@ -24,11 +24,18 @@ export function bubbleState(known) {
   const s = known.summary;
   const status = statusNow(s);
   if (known.mine) return { text: "已领取", done: true };
-  if (status === "finished") return { text: s.type === PacketType.PERSONAL ? "已被领取" : "已被领完", done: true };
+  if (status === "finished") return { text: forOne(s) ? "已被领取" : "已被领完", done: true };
   if (status === "expired") return { text: "已过期", done: true };
   if (status === "voided") return { text: "已失效", done: true };
   if (s.pay_status === PayStatus.AWAITING_SETTLEMENT) return { text: "等待到账", done: false };
+  if (s.to_user) return { text: s.to_user.id === app.me.id ? "给你的专属红包" : `${s.to_user.name}的专属红包`, done: false };
+  if (s.password) return { text: `口令：${s.password}`, done: false };
   return { text: s.type === PacketType.PERSONAL && s.sender.id !== app.me.id ? "领取红包" : "", done: false };
+}
+
+/** A packet for one person: personal, or a group's 专属红包. */
+function forOne(s) {
+  return s.type === PacketType.PERSONAL || s.type === PacketType.EXCLUSIVE;
 }
 
 export { redrawBubbles };
@@ -104,9 +111,11 @@ export async function tapPacket(rpId) {
   const known = await ensureKnown(rpId);
   const s = known.summary;
   if (known.mine) return showDetail(rpId);
-  if (s.type === PacketType.PERSONAL && s.sender.id === app.me.id) return showDetail(rpId);
+  // A packet for one person: its sender sees who took it (等待对方领取 until then).
+  if (forOne(s) && s.sender.id === app.me.id) return showDetail(rpId);
   const status = statusNow(s);
   redrawBubbles(rpId);
+  if (s.to_user && s.to_user.id !== app.me.id) return openEnvelope(rpId, "not_mine");
   if (status === "finished") return openEnvelope(rpId, "too_slow");
   if (status === "expired" || status === "voided") return openEnvelope(rpId, status);
   return openEnvelope(rpId, "closed");
@@ -125,13 +134,22 @@ function openEnvelope(rpId, how) {
   const s = known.summary;
   const overlay = document.getElementById("envelope");
   // The sender may open their own group packet too, and also look at who took what.
-  const link = how !== "closed" ? "看看大家的手气 ›" : s.sender.id === app.me.id ? "查看领取详情 ›" : null;
+  const link = how === "not_mine" ? "查看领取详情 ›" : how !== "closed" ? "看看大家的手气 ›"
+    : s.sender.id === app.me.id ? "查看领取详情 ›" : null;
+  const words = how === "closed" ? s.intro : how === "not_mine" ? `仅${s.to_user.name}可领取` : ENDINGS[how];
+  // A 口令红包 opens to its phrase: the envelope shows it, and its button says it for you.
+  const opener = how !== "closed" ? null : s.password
+    ? h("div.env-password",
+      h("div.env-phrase", `口令：${s.password}`),
+      h("button.say-btn.open-btn", { on: { click: () => grab(rpId, card, s.password) } }, "说口令领红包"))
+    : h("button.open-btn", { "aria-label": "開", on: { click: () => grab(rpId, card) } }, "開");
   const card = h("div.env-card",
     h("button.env-close", { "aria-label": "关闭", on: { click: closeEnvelope } }, "×"),
     h("div.env-top",
-      h("div.env-sender", avatar(s.sender, "small"), h("span", `${s.sender.name}发出的红包`)),
-      h(`div.env-words${how === "expired" ? ".long" : ""}`, how === "closed" ? s.intro : ENDINGS[how])),
-    how === "closed" && h("button.open-btn", { "aria-label": "開", on: { click: () => grab(rpId, card) } }, "開"),
+      h("div.env-sender", avatar(s.sender, "small"),
+        h("span", s.to_user ? `${s.sender.name}发给${s.to_user.name}的专属红包` : `${s.sender.name}发出的红包`)),
+      h(`div.env-words${how === "expired" ? ".long" : ""}`, words)),
+    opener,
     link && h("a.env-link", { href: "#", on: { click: (e) => { e.preventDefault(); closeEnvelope(); showDetail(rpId); } } },
       link));
   clear(overlay).append(card);
@@ -142,11 +160,11 @@ function closeEnvelope() {
   document.getElementById("envelope").hidden = true;
 }
 
-async function grab(rpId, card) {
+async function grab(rpId, card, password) {
   const button = card.querySelector(".open-btn");
   button.classList.add("spinning");
   button.disabled = true;
-  const reply = await app.conn.request("packet.grab", { rp_id: rpId });
+  const reply = await app.conn.request("packet.grab", password ? { rp_id: rpId, password } : { rp_id: rpId });
   if (reply.ok && (reply.result === "ok" || reply.result === "already")) {
     knowPacket(app.packets.get(rpId).summary,
       { money: reply.money, into_account: reply.into_account, is_good: false });
@@ -195,6 +213,8 @@ function detailView({ packet: p, mine, grabs }) {
       p.type === PacketType.GROUP_LUCKY && h("span.pin", "拼")),
     h("div.detail-intro", p.intro),
   ];
+  if (p.to_user) parts.push(h("div.detail-for", `${p.to_user.name}的专属红包`));
+  if (p.password) parts.push(h("div.detail-for", `口令：${p.password}`));
   if (mine) {
     parts.push(h("div.detail-amount", h("span.detail-money", mine.money), h("span.detail-unit", "元")));
     parts.push(h(`div.detail-arrival${mine.into_account ? "" : ".pending"}`,
@@ -212,7 +232,7 @@ function detailView({ packet: p, mine, grabs }) {
       p.pay_status === PayStatus.AWAITING_SETTLEMENT && h("div.grab-pending", "到账中"),
       g.is_good && h("div.best", h("span.crown", "♛"), "手气最佳"))))));
   if (iSent && p.status === "active") parts.push(h("p.detail-foot", "未领取的红包，将于24小时后发起退款"));
-  if (p.return_money) {
+  if (p.return_money && p.return_money !== "0.00") {  // the server leaves it out when nothing went back
     const where = p.return_to === "original" ? "已原路退回支付账户" : "已退回零钱";
     parts.push(h("p.detail-foot", `未领取的${p.return_money}元${where}`));
   }
@@ -222,10 +242,13 @@ function detailView({ packet: p, mine, grabs }) {
 /** WeChat's line above the grabs: how much is taken, or how fast it all went. */
 export function summaryLine(p) {
   const taken = `已领取${p.grabbed_count}/${p.number}个，共${p.grabbed_total}/${p.total}元`;
-  if (p.type === PacketType.PERSONAL) {
-    if (p.status === "finished") return `红包金额${p.total}元，已被领取`;
-    if (p.status === "expired") return `红包金额${p.total}元，该红包已过期`;
-    return `红包金额${p.total}元，等待对方领取`;
+  if (forOne(p)) {
+    const amount = `红包金额${p.total}元`;
+    if (p.status === "finished") return `${amount}，已被领取`;
+    if (p.status === "expired") return `${amount}，该红包已过期`;
+    if (p.status === "voided") return `${amount}，该红包未支付成功，已失效`;
+    if (p.status === "unpaid") return `${amount}，尚未支付`;
+    return p.to_user ? `${amount}，等待${p.to_user.name}领取` : `${amount}，等待对方领取`;
   }
   if (p.status === "finished") return `${p.number}个红包共${p.total}元，${duration(p.expend_time)}被抢光`;
   if (p.status === "expired") return `该红包已过期。${taken}`;

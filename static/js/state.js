@@ -19,6 +19,7 @@ export const app = {
   listeners: new Map(),
   clockSkew: 0,        // server clock minus ours, in seconds, from hello's server_time
   hasPin: false,       // a 支付密码 is set: from hello, then from what the server answers
+  limits: null,        // the server's packet limits, from hello (money.js limitsOf)
 };
 
 /** The server's idea of now (Unix seconds): expiry is the server's clock, not this machine's. */
