@@ -25,7 +25,7 @@ EXAMPLES = int(os.environ.get("RTSERVER_FUZZ_EXAMPLES", "300"))
 CODES = {"bad_request", "bad_frame", "unknown_op", "unauthorized", "forbidden", "not_found",
          "invalid_amount", "invalid_number", "insufficient_balance", "already_paid", "not_paid",
          "rate_limited", "unavailable", "bad_pin", "pin_required", "pin_locked",
-         "limit_exceeded", "frozen"}  # every failure code but "internal": that is a bug
+         "limit_exceeded", "frozen", "wrong_password"}  # all but "internal": that is a bug
 
 # Any code point, awkward ones more often. Hypothesis all but never draws a lone surrogate (which
 # JSON's \ud800 escapes make), so those are put in on purpose.

@@ -21,6 +21,9 @@ from tests.test_packets import cents, group_with
 from tests.test_payments import settle_all
 
 TTL = 2  # seconds a paid packet stays grabbable here
+# seconds an order may wait for its money here: an order placed in the second after its packet
+# was created still expires at the provider in the future, as the providers require
+PAY_WITHIN = 2
 
 
 @dataclasses.dataclass
@@ -251,14 +254,14 @@ async def test_a_failed_payment_voids_its_packet_at_once(admin, connect, ctx, st
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("settings", [{"payment_timeout": 1}], indirect=True)
+@pytest.mark.parametrize("settings", [{"payment_timeout": PAY_WITHIN}], indirect=True)
 async def test_an_overdue_order_is_closed_before_its_packet_is_voided(
         admin, connect, ctx, standins, audit):
     gid, users, clients = await group_with(admin, connect, 2, "1.00")
     unpaid = await create(clients[0], gid, "wechat")
     paid = await create(clients[0], gid, "wechat")
     await pay_at(standins, "wechat", paid["order"], notify=False)  # its notification is lost
-    await asyncio.sleep(1.1)
+    await asyncio.sleep(PAY_WITHIN + 0.1)
     assert await order_checks.close_overdue(ctx) == 2  # of this test's, one each way
     assert standins.wechat.orders[unpaid["order"]["out_trade_no"]].state == "CLOSED"
     assert await pay_status(ctx, unpaid["rp_id"]) == 3, "closed, then voided"
@@ -269,13 +272,13 @@ async def test_an_overdue_order_is_closed_before_its_packet_is_voided(
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("settings", [{"payment_timeout": 1}], indirect=True)
+@pytest.mark.parametrize("settings", [{"payment_timeout": PAY_WITHIN}], indirect=True)
 async def test_a_provider_that_cannot_close_keeps_its_packet_waiting(
         admin, connect, ctx, standins, audit):
     gid, users, clients = await group_with(admin, connect, 2, "1.00")
     created = await create(clients[0], gid, "wechat")
     await clients[0].request("packet.sync_paid", rp_id=created["rp_id"], result={})
-    await asyncio.sleep(1.1)
+    await asyncio.sleep(PAY_WITHIN + 0.1)
     standins.wechat.misbehave("drop", times=3)
     assert await order_checks.close_overdue(ctx) == 0
     assert await pay_status(ctx, created["rp_id"]) == 2, "money may still come: not voided"
@@ -376,7 +379,7 @@ async def test_a_refund_the_provider_gives_up_on_is_credited_to_the_balance(
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("settings", [{"payment_timeout": 1}], indirect=True)
+@pytest.mark.parametrize("settings", [{"payment_timeout": PAY_WITHIN}], indirect=True)
 async def test_money_that_comes_after_the_void_goes_back_to_the_payer(
         admin, connect, ctx, standins, audit):
     gid, users, clients = await group_with(admin, connect, 2, "1.00")
@@ -384,7 +387,7 @@ async def test_money_that_comes_after_the_void_goes_back_to_the_payer(
     order = created["order"]
     await clients[0].request("packet.sync_paid", rp_id=created["rp_id"], result={})
     standins.unionpay.start_paying(order["out_trade_no"])  # paid in time, still processing
-    await asyncio.sleep(1.1)
+    await asyncio.sleep(PAY_WITHIN + 0.1)
     # UnionPay cannot close it, and it was never answered: voided as without a provider's keys
     # (a node of v1, or after the payTimeout had passed with the bank still silent).
     assert await payments.void(ctx, created["rp_id"])
