@@ -36,8 +36,9 @@ async def grab(ctx: Context, user_id: int, rp_id: int) -> dict:
         packet = await load_slots(ctx, rp_id)
         if packet is None:
             raise Unavailable("the packet is being opened; tap again")
-    member = needs_membership(packet) and await access.is_member_fast(ctx, packet.for_id, user_id)
-    check_may_open(packet, user_id, member)
+    since = await access.member_since_fast(ctx, packet.for_id, user_id) \
+        if needs_membership(packet) else None
+    check_may_open(packet, user_id, since)
     for _ in range(MAX_TAKES):
         # The script may have taken a slot even when its reply was lost: asked again, it
         # answers the same slot (or none), so it is asked until Redis answers.
@@ -114,8 +115,9 @@ async def answer_from_database(ctx: Context, user_id: int, rp_id: int) -> dict |
         if row is None:
             raise NotFound("no such packet")
         packet = Packet.of_row(row)
-        member = needs_membership(packet) and await people.is_member(cur, packet.for_id, user_id)
-        check_may_open(packet, user_id, member)
+        since = await people.member_since(cur, packet.for_id, user_id) \
+            if needs_membership(packet) else None
+        check_may_open(packet, user_id, since)
         if row["pay_status"] == PayStatus.UNPAID:
             raise NotPaid()
         share = await packets.share_of(cur, rp_id, user_id)

@@ -24,22 +24,25 @@ class Packet:
     for_id: int  # its group, or the one person a personal packet is for
     number: int  # of shares
     expire_time: int
+    pay_time: int  # when it became grabbable: who joined its group later may not grab it
 
     @classmethod
     def of_row(cls, row: dict) -> "Packet":
         """From the packet's row in MariaDB (`storage.packets.get`)."""
         return cls(row["id"], row["user_id"], PacketType(row["type"]), row["for_id"],
-                   row["number"], row["expire_time"])
+                   row["number"], row["expire_time"], row["pay_time"])
 
     @classmethod
     def of_meta(cls, rp_id: int, meta: dict[str, str]) -> "Packet":
         """From its meta hash in Redis."""
         return cls(rp_id, int(meta["sender"]), PacketType(int(meta["type"])),
-                   int(meta["for_id"]), int(meta["number"]), int(meta["expire_time"]))
+                   int(meta["for_id"]), int(meta["number"]), int(meta["expire_time"]),
+                   # Slots loaded by a version before pay_time was kept: v1's rule, any member.
+                   int(meta.get("pay_time", meta["expire_time"])))
 
     def meta(self) -> dict[str, int]:
         return {"sender": self.sender, "type": int(self.type), "for_id": self.for_id,
-                "number": self.number, "expire_time": self.expire_time}
+                "number": self.number, "expire_time": self.expire_time, "pay_time": self.pay_time}
 
 
 async def load_slots(ctx: Context, rp_id: int) -> Packet | None:
