@@ -23,6 +23,7 @@ from rtserver import auth
 from rtserver.money import format_fen, parse_amount
 from storage import pins
 from storage.queue import SettlementQueue
+from tests.test_packets import create_and_pay
 from tests.test_tokens import sleep_until
 
 async_api = pytest.importorskip("playwright.async_api",
@@ -252,12 +253,10 @@ async def test_notices_are_gray_lines_in_the_stream_live_and_from_history(
     async with chromium() as browser:
         sender = await Person.sign_in(browser, base_url, alice)
         await sender.open_room(f"g:{gid}")
-        created = await pays.request("packet.create", type=3, for_id=gid, number=2,
-                                     amount="2.00", pay_type="balance")
-        assert (await pays.request("packet.pay", rp_id=created["rp_id"]))["ok"]
+        rp_id = await create_and_pay(pays, type=3, for_id=gid, number=2, amount="2.00")
         await expect(sender.last_packet()).to_be_visible()
         for grabber in grabbers:
-            assert (await grabber.request("packet.grab", rp_id=created["rp_id"]))["result"] == "ok"
+            assert (await grabber.request("packet.grab", rp_id=rp_id))["result"] == "ok"
         await expect(sender.page.locator("#stream .note")).to_have_text(lines)  # live
         await sender.shot("notices_live")
 

@@ -14,20 +14,12 @@ TTL = 2  # seconds a packet stays grabbable in the refund's test
 GRAB_SPREAD = 0.003  # seconds between the grabs of the storm
 
 
-async def a_second_after(moment: int) -> None:
-    """Wait until the clock reads a later second than `moment`: times are whole seconds, and
-    a member who joined in the second a packet was paid may still grab it."""
-    while int(time.time()) <= moment:
+async def next_second() -> None:
+    """Wait until the clock reads a later second than now: times are whole seconds, and a
+    member who joined in the second a packet was paid may still grab it."""
+    now = int(time.time())
+    while int(time.time()) <= now:
         await asyncio.sleep(0.05)
-
-
-async def pay(client, **args) -> dict:
-    """Create and pay a packet; its summary as paid."""
-    created = await client.request("packet.create", pay_type="balance", **args)
-    assert created["ok"], created
-    paid = await client.request("packet.pay", rp_id=created["rp_id"])
-    assert paid["ok"], paid
-    return paid["packet"]
 
 
 async def add_member(admin, gid: int, uid: int) -> None:
@@ -57,8 +49,8 @@ async def live_notice(client, code: str, rp_id: int, timeout: float = 10) -> dic
     while time.monotonic() < deadline:
         for event in client.named("message"):
             message = event["message"]
-            if message["kind"] == "notice" and (message["notice"]["code"], message["notice"]["rp_id"]) \
-                    == (code, rp_id):
+            if message["kind"] == "notice" and message["notice"]["code"] == code \
+                    and message["notice"]["rp_id"] == rp_id:
                 client.events.remove(event)
                 return message
         await asyncio.sleep(0.02)
@@ -76,33 +68,33 @@ async def test_a_late_joiner_grabs_only_what_was_paid_since_and_reads_only_what_
         admin, connect, ctx, audit):
     gid, (alice, bob), (a, b) = await group_with(admin, connect, 2, "10.00")
     said = await b.request("chat.send", to_type="group", to_id=gid, text="before carol")
-    before = await pay(a, type=3, for_id=gid, number=2, amount="2.00")
+    before = await create_and_pay(a, type=3, for_id=gid, number=2, amount="2.00")
     carol = await admin.user()
-    await a_second_after(before["pay_time"])
+    await next_second()
     await add_member(admin, gid, carol)
     c = await connect(carol)
 
-    assert (await c.request("packet.grab", rp_id=before["rp_id"]))["code"] == "forbidden"
-    assert (await b.request("packet.grab", rp_id=before["rp_id"]))["result"] == "ok"
-    after = await pay(a, type=3, for_id=gid, number=2, amount="2.00")
-    got = await c.request("packet.grab", rp_id=after["rp_id"])
+    assert (await c.request("packet.grab", rp_id=before))["code"] == "forbidden"
+    assert (await b.request("packet.grab", rp_id=before))["result"] == "ok"
+    after = await create_and_pay(a, type=3, for_id=gid, number=2, amount="2.00")
+    got = await c.request("packet.grab", rp_id=after)
     assert got["result"] == "ok"
     seen = await history(c, "group", gid)
-    assert packets_in(seen) == [after["rp_id"]], "carol sees only what was sent since she joined"
+    assert packets_in(seen) == [after], "carol sees only what was sent since she joined"
     assert said["message"]["id"] not in [m["id"] for m in seen]
-    assert packets_in(await history(b, "group", gid)) == [before["rp_id"], after["rp_id"]]
+    assert packets_in(await history(b, "group", gid)) == [before, after]
     # Still refused on the way that asks MariaDB, not this node's cache.
     ctx.caches.members.drop(gid)
-    ctx.caches.packets.drop(before["rp_id"])
-    assert (await c.request("packet.grab", rp_id=before["rp_id"]))["code"] == "forbidden"
+    ctx.caches.packets.drop(before)
+    assert (await c.request("packet.grab", rp_id=before))["code"] == "forbidden"
 
     # Bob leaves and comes back: from then on he reads what was sent since his return.
     await remove_member(admin, gid, bob)
     assert (await b.request("chat.history", to_type="group", to_id=gid))["code"] == "forbidden"
-    await a_second_after(after["pay_time"])
+    await next_second()
     await add_member(admin, gid, bob)
     assert packets_in(await history(b, "group", gid)) == []
-    assert (await b.request("packet.grab", rp_id=after["rp_id"]))["code"] == "forbidden"
+    assert (await b.request("packet.grab", rp_id=after))["code"] == "forbidden"
     async with ctx.db.cursor() as cur:
         spans = await people.membership_history(cur, gid, bob)
     assert len(spans) == 2 and spans[0]["left_time"] and spans[1]["left_time"] is None
@@ -186,17 +178,17 @@ async def test_a_late_joiner_is_refused_on_both_nodes(settings, children, dial, 
     gid = await admin.group([alice, bob])
     al, bo = await dial(a.base_url, alice), await dial(b.base_url, bob)
     await deposit(admin, alice, "10.00", al)
-    old = await pay(al, type=3, for_id=gid, number=2, amount="2.00")
-    await packet_message(bo, old["rp_id"])
-    assert (await bo.request("packet.grab", rp_id=old["rp_id"]))["result"] == "ok"  # B caches
-    await a_second_after(old["pay_time"])
+    old = await create_and_pay(al, type=3, for_id=gid, number=2, amount="2.00")
+    await packet_message(bo, old)
+    assert (await bo.request("packet.grab", rp_id=old))["result"] == "ok"  # B caches
+    await next_second()
     await add_member(admin, gid, carol)  # on A: B hears it over Redis and drops its copy
     on_a, on_b = await dial(a.base_url, carol), await dial(b.base_url, carol)
     for socket in (on_a, on_b):
-        assert (await socket.request("packet.grab", rp_id=old["rp_id"]))["code"] == "forbidden"
-    new = await pay(al, type=3, for_id=gid, number=2, amount="2.00")
-    assert (await on_b.request("packet.grab", rp_id=new["rp_id"]))["result"] == "ok"
-    assert (await on_a.request("packet.grab", rp_id=new["rp_id"]))["result"] == "already"
+        assert (await socket.request("packet.grab", rp_id=old))["code"] == "forbidden"
+    new = await create_and_pay(al, type=3, for_id=gid, number=2, amount="2.00")
+    assert (await on_b.request("packet.grab", rp_id=new))["result"] == "ok"
+    assert (await on_a.request("packet.grab", rp_id=new))["result"] == "already"
     audit()
 
 
@@ -249,9 +241,9 @@ async def test_history_pages_through_notices_only_of_its_reader(admin, connect, 
             assert {m["notice"]["grabber"]["id"] for m in whole if m["kind"] == "notice"} \
                 == {users[1]}
         pages, before = [], None
-        while page := await history(reader, "group", gid, limit=3, **({"before": before} if before else {})):
-            pages = page + pages
-            before = page[0]["id"]
+        while page := await history(reader, "group", gid, limit=3,
+                                    **({"before": before} if before else {})):
+            pages, before = page + pages, page[0]["id"]
         assert pages == whole, "pages of 3 give each message once, in order"
     audit()
 
