@@ -59,10 +59,18 @@ def _row_of_notice(notice: dict, message_id: int) -> dict:
 async def history(cur, room: str, reader: int, since: int, before: int | None,
                   limit: int) -> list[dict]:
     """The room's last `limit` messages before message `before` that `reader` may read, oldest
-    first: those sent at `since` or later, notices only when they are for the reader."""
-    await cur.execute(f"SELECT {COLUMNS} FROM chat_messages WHERE room = %s AND id < %s"
-                      " AND add_time >= %s AND (for_user IS NULL OR for_user = %s)"
-                      " ORDER BY id DESC LIMIT %s", (room, before or 2**63, since, reader, limit))
+    first: those sent at `since` or later, notices only when they are for the reader.
+
+    The scan of by_room stops at the first message sent since (found by by_time), not at the
+    room's first message: a newcomer to a long group reads a short range. Ids follow time, but
+    for a message stamped by a node whose clock ran ahead: one such, sent within that skew of the
+    join and before the first one stamped since, would be left out."""
+    await cur.execute(
+        f"SELECT {COLUMNS} FROM chat_messages WHERE room = %s AND id < %s"
+        " AND id >= (SELECT id FROM chat_messages WHERE room = %s AND add_time >= %s"
+        "            ORDER BY add_time, id LIMIT 1)"
+        " AND add_time >= %s AND (for_user IS NULL OR for_user = %s)"
+        " ORDER BY id DESC LIMIT %s", (room, before or 2**63, room, since, since, reader, limit))
     rows = await cur.fetchall()
     return [{**row, "notice": row["notice"] and json.loads(row["notice"])}
             for row in reversed(rows)]

@@ -16,8 +16,11 @@ INSERT INTO group_membership_history (group_id, user_id, joined_time)
     SELECT group_id, user_id, add_time FROM group_members ORDER BY add_time, group_id, user_id;
 
 -- A notice (kind 'notice') is for one user of its room (for_user); every other message is for
--- the whole room (NULL). `notice` is its JSON: code, rp_id and what the code tells.
+-- the whole room (NULL). `notice` is its JSON: code, rp_id and what the code tells. by_time
+-- finds the first message a member who joined at a given second may read, so that reading a
+-- long room's history from there never scans what was sent before.
 ALTER TABLE chat_messages
     MODIFY COLUMN kind VARCHAR(8) NOT NULL COMMENT 'text, packet or notice',
     ADD COLUMN for_user BIGINT UNSIGNED NULL AFTER from_id,
-    ADD COLUMN notice VARCHAR(1000) NULL AFTER rp_id;
+    ADD COLUMN notice VARCHAR(1000) NULL AFTER rp_id,
+    ADD KEY by_time (room, add_time);
