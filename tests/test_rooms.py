@@ -43,18 +43,12 @@ def notices(messages: list[dict]) -> list[tuple]:
             if m["kind"] == "notice"]
 
 
-async def live_notice(client, code: str, rp_id: int, timeout: float = 10) -> dict:
+async def live_notice(client, code: str, rp_id: int) -> dict:
     """The `message` event that carries a notice of `code` about packet `rp_id`; consumed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for event in client.named("message"):
-            message = event["message"]
-            if message["kind"] == "notice" and message["notice"]["code"] == code \
-                    and message["notice"]["rp_id"] == rp_id:
-                client.events.remove(event)
-                return message
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"no {code} notice of packet {rp_id} among {client.events}")
+    event = await client.event("message", where=lambda e: e["message"]["kind"] == "notice"
+                               and e["message"]["notice"]["code"] == code
+                               and e["message"]["notice"]["rp_id"] == rp_id)
+    return event["message"]
 
 
 def packets_in(messages: list[dict]) -> list[int]:
