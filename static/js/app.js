@@ -440,7 +440,10 @@ function messageItems(message, previous) {
 }
 
 function noteItem(notice) {
-  return h("div.note", { dataset: { id: notice.id, code: notice.notice.code } }, h("span.note-icon"), notice.text);
+  // As WeChat: the 红包 of 李四领取了你的红包 in the packet's orange.
+  const text = notice.notice.code === "grabbed" && notice.text.endsWith("红包")
+    ? [notice.text.slice(0, -2), h("span.note-rp", "红包")] : [notice.text];
+  return h("div.note", { dataset: { id: notice.id, code: notice.notice.code } }, h("span.note-icon"), ...text);
 }
 
 async function sendText(e) {
