@@ -11,7 +11,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from rtserver import views
+from rtserver import notices, views
 from rtserver.batching import Batcher, Closed
 from rtserver.context import Context
 from rtserver.errors import OutcomeUnknown
@@ -20,7 +20,7 @@ from rtserver.money import format_fen
 from rtserver.slots import Packet
 from rtserver.uow import UnitOfWork, retrying
 from rtserver.wallet import wallet_event
-from storage import grabs, packets, people, slots
+from storage import chat, grabs, packets, people, slots
 from storage.db import is_duplicate
 from storage.errors import is_deadlock, is_dependency_down
 from storage.wallets import Balance
@@ -110,7 +110,8 @@ async def book_alone(ctx: Context, claim: Claim) -> dict | None:
 
 
 async def book_together(ctx: Context, claims: list[Claim]) -> list[dict]:
-    """Claim, credit and record every claim in one transaction, or raise Conflict.
+    """Claim, credit and record every claim in one transaction, or raise Conflict; keep the
+    notices of the grabs (rtserver/notices.py) in it.
 
     The unit of work of the hottest path, pipelined: its statements travel in one round trip
     (storage/grabs.py), and its events go out once it has committed."""
@@ -119,9 +120,12 @@ async def book_together(ctx: Context, claims: list[Claim]) -> list[dict]:
         names = await names_of(ctx, cur, {c.user_id for c in claims}
                                | {c.packet.sender for c in claims})
     share_ids = [books[c.rp_id][c.seq] for c in claims]
+    now = int(time.time())
+    kept = [n for c in claims for n in notices.grabbed(c.packet, c.user_id, names, now)]
     async with UnitOfWork(ctx, pipelined=True) as uow:
         read = grabs.book(uow.pipeline, [(share_id, c.user_id) for c, share_id
-                                         in zip(claims, share_ids)], int(time.time()))
+                                         in zip(claims, share_ids)], now)
+        first_notice = chat.queue_notices(uow.pipeline, kept)  # one more statement, same trip
         try:
             await uow.commit()
         except Exception as exc:
@@ -134,6 +138,7 @@ async def book_together(ctx: Context, claims: list[Claim]) -> list[dict]:
         for c, share_id in zip(claims, share_ids):
             for rooms, event in grabbed_events(c, shares[share_id]["money"], names):
                 uow.emit(rooms, event)
+        notices.tell(uow, chat.notices_kept(first_notice, kept), names)
     return [{"result": "ok", "money": format_fen(shares[share_id]["money"]),
              "into_account": bool(shares[share_id]["is_into_account"])} for share_id in share_ids]
 

@@ -31,13 +31,16 @@ def rooms_of(to_type: str, to_id: int, from_id: int) -> list[str]:
     return [user_room(from_id), user_room(to_id)]
 
 
-async def check_can_talk(cur, user_id: int, to_type: str, to_id: int) -> None:
+async def check_can_talk(cur, user_id: int, to_type: str, to_id: int) -> int:
+    """Refuse unless the user may talk in the room; return since when they may read it (WeChat
+    shows a group's members only what was sent since they last joined)."""
     if to_type == "group":
-        await access.check_member(cur, to_id, user_id)
-    elif to_id == user_id:
+        return await access.check_member(cur, to_id, user_id)
+    if to_id == user_id:
         raise BadRequest("a 1:1 chat needs another user")
-    elif not await people.get_user(cur, to_id):
+    if not await people.get_user(cur, to_id):
         raise NotFound(f"no user {to_id}")
+    return 0
 
 
 async def send(ctx: Context, user_id: int, to_type: str, to_id: int, text: str) -> dict:
@@ -92,8 +95,9 @@ async def history(ctx: Context, user_id: int, to_type: str, to_id: int, before: 
     if not ctx.quotas.take_history(user_id):
         raise RateLimited("chat history asked for too often; wait a moment")
     async with ctx.db.cursor() as cur:
-        await check_can_talk(cur, user_id, to_type, to_id)
-        rows = await chat.history(cur, room_of(to_type, to_id, user_id), before, limit)
+        since = await check_can_talk(cur, user_id, to_type, to_id)
+        rows = await chat.history(cur, room_of(to_type, to_id, user_id), user_id, since, before,
+                                  limit)
         messages = await views.messages(cur, rows, int(time.time()))
     return {"messages": newest_within(messages, HISTORY_BYTES)}
 

@@ -12,10 +12,11 @@ import asyncio
 import logging
 import time
 
-from rtserver import access, views
+from rtserver import access, notices, views
 from rtserver.batching import Batcher, Closed
 from rtserver.context import Context
 from rtserver.money import format_fen
+from rtserver.slots import Packet
 from rtserver.uow import UnitOfWork
 from storage import packets, people, slots
 from storage.schema import PacketType
@@ -138,7 +139,8 @@ async def finish(ctx: Context, rp_id: int) -> None:
 
 async def do_finish(uow: UnitOfWork, rp_id: int) -> bool:
     """Finish a packet whose every share is claimed, in `uow`; False if it was finished (or
-    voided) already. The event goes to the room once `uow` commits."""
+    voided) already. The event goes to the room, and the sender's notice to them, once `uow`
+    commits."""
     if not await packets.finish(uow.cur, rp_id):
         return False  # another node or task finished it (the next check learns it), or a void
     uow.after_commit(lambda: _known_finished(uow.ctx, rp_id))
@@ -151,6 +153,7 @@ async def do_finish(uow: UnitOfWork, rp_id: int) -> bool:
         event["best"] = {"user": views.person(best["user_id"], names),
                          "money": format_fen(best["money"])}
     uow.emit(access.packet_rooms(packet), event)
+    await notices.keep(uow, notices.finished(Packet.of_row(packet), packet["finish_time"]))
     return True
 
 

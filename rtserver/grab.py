@@ -39,8 +39,9 @@ async def grab(ctx: Context, user_id: int, rp_id: int, password: str | None = No
         packet = await load_slots(ctx, rp_id)
         if packet is None:
             raise Unavailable("the packet is being opened; tap again")
-    member = needs_membership(packet) and await access.is_member_fast(ctx, packet.for_id, user_id)
-    check_may_open(packet, user_id, member, password)  # before Redis: a refusal takes no slot
+    since = await access.member_since_fast(ctx, packet.for_id, user_id) \
+        if needs_membership(packet) else None
+    check_may_open(packet, user_id, since, password)  # before Redis: a refusal takes no slot
     answer = await take_share(ctx, packet, user_id)
     if packet.password is not None and answer["result"] == "ok":
         await chat.say_password(ctx, user_id, packet.for_id, packet.password)
@@ -127,8 +128,9 @@ async def answer_from_database(ctx: Context, user_id: int, rp_id: int,
         if row is None:
             raise NotFound("no such packet")
         packet = Packet.of_row(row)
-        member = needs_membership(packet) and await people.is_member(cur, packet.for_id, user_id)
-        check_may_open(packet, user_id, member, password)
+        since = await people.member_since(cur, packet.for_id, user_id) \
+            if needs_membership(packet) else None
+        check_may_open(packet, user_id, since, password)
         if row["pay_status"] == PayStatus.UNPAID:
             raise NotPaid()
         share = await packets.share_of(cur, rp_id, user_id)

@@ -22,7 +22,8 @@ async def put_group(ctx: Context, group_id: int, name: str, members: list[int]) 
         await people.put_group(uow.cur, group_id, name, int(time.time()))
         before = set(await people.member_ids(uow.cur, group_id))
         added = await people.add_members(uow.cur, group_id, members, int(time.time()))
-        removed = await people.remove_members(uow.cur, group_id, before - set(members))
+        removed = await people.remove_members(uow.cur, group_id, before - set(members),
+                                              int(time.time()))
         _after_membership_change(uow, group_id, added, removed)
         await uow.commit()
     return {"id": group_id, "name": name, "members": sorted(set(members))}
@@ -42,7 +43,7 @@ async def add_members(ctx: Context, group_id: int, user_ids: list[int]) -> dict:
 async def remove_member(ctx: Context, group_id: int, user_id: int) -> dict:
     async with UnitOfWork(ctx) as uow:
         await _check_group_exists(uow.cur, group_id)
-        removed = await people.remove_members(uow.cur, group_id, [user_id])
+        removed = await people.remove_members(uow.cur, group_id, [user_id], int(time.time()))
         if not removed:
             raise NotFound(f"user {user_id} is not a member of group {group_id}")
         _after_membership_change(uow, group_id, [], removed)

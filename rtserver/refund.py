@@ -6,11 +6,12 @@ guarded update of its own row, so however grabs and the refund interleave, it is
 """
 import time
 
-from rtserver import access, provider_refunds
+from rtserver import access, notices, provider_refunds
 from rtserver.context import Context
 from rtserver.finishing import do_finish
 from rtserver.hub import user_room
 from rtserver.money import format_fen
+from rtserver.slots import Packet
 from rtserver.uow import UnitOfWork, retrying
 from storage import packets, payments, slots
 
@@ -37,6 +38,8 @@ async def refund(ctx: Context, rp_id: int) -> bool:
             uow.emit([user_room(packet["user_id"])],
                      {"ev": "packet.refunded", "rp_id": rp_id,
                       "return_money": format_fen(returned), "to": to})
+            await notices.keep(uow, notices.refunded(Packet.of_row(packet), returned,
+                                                     int(time.time())))
         if not packet["finish_time"]:
             grabbed = len(await packets.grabs(uow.cur, rp_id))
             if grabbed == packet["number"]:  # drained, but its finisher died: it is finished

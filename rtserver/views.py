@@ -55,6 +55,8 @@ def message(row: dict, names: dict[int, str], packet_summary: dict | None) -> di
     }
     if packet_summary is not None:
         view["packet"] = packet_summary
+    if row.get("notice") is not None:  # a notice: its code, rp_id and what it tells
+        view["notice"] = row["notice"]
     return view
 
 

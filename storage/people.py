@@ -46,25 +46,57 @@ async def member_ids(cur, group_id: int) -> list[int]:
     return [row["user_id"] for row in await cur.fetchall()]
 
 
+async def members_since(cur, group_id: int) -> dict[int, int]:
+    """The group's members, each with when they last joined it."""
+    await cur.execute("SELECT user_id, add_time FROM group_members WHERE group_id = %s",
+                      (group_id,))
+    return {row["user_id"]: row["add_time"] for row in await cur.fetchall()}
+
+
+async def member_since(cur, group_id: int, user_id: int) -> int | None:
+    """When the user last joined the group; None when they are not in it."""
+    await cur.execute("SELECT add_time FROM group_members WHERE group_id = %s AND user_id = %s",
+                      (group_id, user_id))
+    row = await cur.fetchone()
+    return None if row is None else row["add_time"]
+
+
 async def add_members(cur, group_id: int, user_ids, now: int) -> list[int]:
-    """Add members; return those who were not members before."""
+    """Add members, joined now (kept in the history too); return those who were not members
+    before."""
     before = set(await member_ids(cur, group_id))
     added = sorted(set(user_ids) - before)
     if added:
         await cur.executemany(
             "INSERT IGNORE INTO group_members (group_id, user_id, add_time) VALUES (%s, %s, %s)",
             [(group_id, uid, now) for uid in added])
+        await cur.executemany(
+            "INSERT INTO group_membership_history (group_id, user_id, joined_time)"
+            " VALUES (%s, %s, %s)", [(group_id, uid, now) for uid in added])
     return added
 
 
-async def remove_members(cur, group_id: int, user_ids) -> list[int]:
+async def remove_members(cur, group_id: int, user_ids, now: int) -> list[int]:
+    """Remove members, left now (their open span of the history closed); return those who were
+    members."""
     removed = []
     for uid in sorted(set(user_ids)):
         await cur.execute("DELETE FROM group_members WHERE group_id = %s AND user_id = %s",
                           (group_id, uid))
         if cur.rowcount:
             removed.append(uid)
+            await cur.execute(
+                "UPDATE group_membership_history SET left_time = %s"
+                " WHERE group_id = %s AND user_id = %s AND left_time IS NULL", (now, group_id, uid))
     return removed
+
+
+async def membership_history(cur, group_id: int, user_id: int) -> list[dict]:
+    """Every span the user was in the group, oldest first: joined_time, left_time (None: still)."""
+    await cur.execute(
+        "SELECT joined_time, left_time FROM group_membership_history"
+        " WHERE group_id = %s AND user_id = %s ORDER BY joined_time, id", (group_id, user_id))
+    return list(await cur.fetchall())
 
 
 async def groups_of(cur, user_id: int) -> list[dict]:

@@ -59,12 +59,14 @@ class Client:
     async def send_raw(self, data) -> None:
         await self.conn.write_message(data, binary=isinstance(data, bytes))
 
-    async def event(self, ev: str, timeout: float = 10, **match) -> dict:
-        """Wait for the first unread event named `ev` whose fields include `match`; consume it."""
+    async def event(self, ev: str, timeout: float = 10, where=None, **match) -> dict:
+        """Wait for the first unread event named `ev` whose fields include `match` (and for
+        which `where(event)` holds, when given); consume it."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             for i, frame in enumerate(self.events):
-                if frame.get("ev") == ev and all(frame.get(k) == v for k, v in match.items()):
+                if frame.get("ev") == ev and all(frame.get(k) == v for k, v in match.items()) \
+                        and (where is None or where(frame)):
                     return self.events.pop(i)
             if self.closed.done():
                 raise AssertionError(f"closed ({self.closed.result()}) waiting for {ev}")

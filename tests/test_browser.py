@@ -23,6 +23,7 @@ from rtserver import auth, refund
 from rtserver.money import format_fen, parse_amount
 from storage import pins
 from storage.queue import SettlementQueue
+from tests.test_packets import create_and_pay
 from tests.test_tokens import sleep_until
 from tests.test_packets import create_and_pay
 
@@ -241,6 +242,41 @@ async def test_lucky_packet_sent_from_the_form_grabbed_and_too_slow(admin, base_
         for person in (sender, grabber, late):
             assert not person.errors
         await overview(browser, ["room_sender", "envelope", "detail_sender", "my_packets"])
+    audit()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_notices_are_gray_lines_in_the_stream_live_and_from_history(
+        admin, connect, base_url, audit):
+    gid, (alice, bob, carol) = await three_in_a_group(admin)
+    pays, grabbers = await connect(alice), [await connect(bob), await connect(carol)]
+    lines = ["李四领取了你的红包", "王五领取了你的红包", "你的红包已被领完"]
+    async with chromium() as browser:
+        sender = await Person.sign_in(browser, base_url, alice)
+        await sender.open_room(f"g:{gid}")
+        rp_id = await create_and_pay(pays, type=3, for_id=gid, number=2, amount="2.00")
+        await expect(sender.last_packet()).to_be_visible()
+        for grabber in grabbers:
+            assert (await grabber.request("packet.grab", rp_id=rp_id))["result"] == "ok"
+        await expect(sender.page.locator("#stream .note")).to_have_text(lines)  # live
+        await sender.shot("notices_live")
+
+        # Signed in afresh, the page has them from chat.history: after the packet, in order,
+        # and only the grabber's own line for the grabber.
+        again = await Person.sign_in(browser, base_url, alice)
+        await again.open_room(f"g:{gid}")
+        await expect(again.page.locator("#stream .note")).to_have_text(lines)
+        stream = await again.page.locator("#stream > *").evaluate_all(
+            "items => items.map((item) => item.classList.contains('note') ? 'note'"
+            " : item.querySelector('.rp-bubble') ? 'packet' : null).filter(Boolean)")
+        assert stream == ["packet", "note", "note", "note"]
+        await again.shot("notices_history")
+        grabber = await Person.sign_in(browser, base_url, bob)
+        await grabber.open_room(f"g:{gid}")
+        await expect(grabber.page.locator("#stream .note")).to_have_text(["你领取了张三的红包"])
+        await grabber.shot("notices_grabber")
+        for person in (sender, again, grabber):
+            assert not person.errors
     audit()
 
 

@@ -42,12 +42,10 @@ async def barrier(speaker: Client, gid: int, listeners: list[Client]) -> None:
 
 
 async def packet_message(client: Client, rp_id: int) -> dict:
-    """The room's `message` event that carries packet `rp_id`."""
-    for _ in range(100):
-        message = (await client.event("message"))["message"]
-        if message["kind"] == "packet" and message["packet"]["rp_id"] == rp_id:
-            return message
-    raise AssertionError(f"no message of packet {rp_id}")
+    """The room's `message` event that carries packet `rp_id` (the other messages are left)."""
+    event = await client.event("message", where=lambda e: e["message"]["kind"] == "packet"
+                               and e["message"]["packet"]["rp_id"] == rp_id)
+    return event["message"]
 
 
 async def deposit(admin: Admin, uid: int, amount: str, *connections: Client) -> None:
@@ -56,6 +54,14 @@ async def deposit(admin: Admin, uid: int, amount: str, *connections: Client) -> 
     balance = await admin.deposit(uid, amount)
     for client in connections:
         await client.event("wallet", balance=balance)
+
+
+def notices_heard(client: Client) -> list[str]:
+    """The texts of the notices a connection heard (each its user's alone), consumed."""
+    heard = [e for e in client.named("message") if e["message"]["kind"] == "notice"]
+    for event in heard:
+        client.events.remove(event)
+    return [event["message"]["text"] for event in heard]
 
 
 def left_over(*clients: Client) -> list[list[dict]]:
@@ -130,6 +136,10 @@ async def test_chat_packets_and_membership_across_nodes(settings, children, dial
     await barrier(al, gid, [al, bo, da])
     await admin.deposit(carol, "1.00")
     assert (await ca.event("wallet"))["balance"] == format_fen(cents(got_c["money"]) + 100)
+    # Each notice reached its own user once, on whichever node they are.
+    assert notices_heard(bo) == [f"user{alice}领取了你的红包", f"user{carol}领取了你的红包",
+                                 "你的红包已被领完", f"user{dave}领取了你的红包"]
+    assert [notices_heard(client) for client in (al, ca, da)] == [[f"你领取了user{bob}的红包"]] * 3
     assert left_over(al, bo, ca, da) == [[], [], [], []]
     audit()
 

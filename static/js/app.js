@@ -10,7 +10,7 @@ import { openPinSettings } from "./pin.js";
 import { openSendForm } from "./sendform.js";
 import {
   app, groupKey, knowPacket, learnName, nameOf, newRoom, onChange, refusal, roomOfMessage,
-  roomOfPacket, show, userKey,
+  show, userKey,
 } from "./state.js";
 
 const HISTORY_PAGE = 50;
@@ -287,6 +287,7 @@ function roomTitle(room) {
 
 function preview(message) {
   if (!message) return "";
+  if (message.kind === "notice") return message.text;
   const text = message.kind === "packet" ? `[微信红包]${message.text}` : message.text;
   return message.to_type === "group" ? `${message.from.name}: ${text}` : text;
 }
@@ -377,7 +378,7 @@ function receive(message, live) {
   room.messages.push(message);
   if (app.current === key) {
     appendToStream(message);
-  } else if (message.from.id !== app.me.id) {
+  } else if (message.from.id !== app.me.id && message.kind !== "notice") {
     room.unread += 1;
   }
   renderChats();
@@ -401,12 +402,8 @@ function renderStream() {
   const stream = clear($("stream"));
   $("more-btn").hidden = !room.hasMore;
   let previous = null;
-  const ids = new Set(room.messages.map((m) => m.id));
-  // Notes whose message scrolled out of what is loaded go first; the rest follow their message.
-  for (const note of room.notes) if (!ids.has(note.afterId)) stream.append(noteItem(note));
   for (const message of room.messages) {
     stream.append(...messageItems(message, previous));
-    for (const note of room.notes) if (note.afterId === message.id) stream.append(noteItem(note));
     previous = message;
   }
   scrollToEnd();
@@ -427,6 +424,8 @@ function scrollToEnd() {
 function messageItems(message, previous) {
   const items = [];
   if (!previous || message.time - previous.time > TIME_GAP) items.push(h("div.time-line", shortTime(message.time)));
+  // WeChat's gray lines (李四领取了你的红包, 你的红包已被领完): the server keeps each for its user.
+  if (message.kind === "notice") return [...items, noteItem(message)];
   const mine = message.from.id === app.me.id;
   let content;
   if (message.kind === "packet" && message.packet) {
@@ -444,8 +443,11 @@ function messageItems(message, previous) {
   return items;
 }
 
-function noteItem(note) {
-  return h("div.note", h("span.note-icon"), note.text);
+function noteItem(notice) {
+  // As WeChat: the 红包 of 李四领取了你的红包 in the packet's orange.
+  const text = notice.notice.code === "grabbed" && notice.text.endsWith("红包")
+    ? [notice.text.slice(0, -2), h("span.note-rp", "红包")] : [notice.text];
+  return h("div.note", { dataset: { id: notice.id, code: notice.notice.code } }, h("span.note-icon"), ...text);
 }
 
 async function sendText(e) {
@@ -459,26 +461,5 @@ async function sendText(e) {
   input.value = "";
   receive(reply.message, false);
 }
-
-// WeChat's gray lines in the stream: "李四领取了你的红包", "你领取了张三的红包".
-onChange("grabbed", (ev) => {
-  const known = app.packets.get(ev.rp_id);
-  if (!known) return;
-  const room = app.rooms.get(roomOfPacket(known.summary));
-  if (!room) return;
-  const meGrabbed = ev.grabber.id === app.me.id;
-  const meSent = ev.sender.id === app.me.id;
-  let text;
-  if (meGrabbed && meSent) text = "你领取了自己发的红包";
-  else if (meGrabbed) text = `你领取了${ev.sender.name}的红包`;
-  else text = `${ev.grabber.name}领取了你的红包${ev.last ? "，你的红包已被领完" : ""}`;
-  const last = room.messages[room.messages.length - 1];
-  const note = { text, afterId: last ? last.id : 0 };
-  room.notes.push(note);
-  if (app.current === room.key) {
-    $("stream").append(noteItem(note));
-    scrollToEnd();
-  }
-});
 
 boot();

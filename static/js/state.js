@@ -28,7 +28,7 @@ export function serverNow() {
 }
 
 export function newRoom(key, props) {
-  return { key, messages: [], notes: [], unread: 0, loaded: false, hasMore: false, ...props };
+  return { key, messages: [], unread: 0, loaded: false, hasMore: false, ...props };
 }
 
 export function groupKey(groupId) {
