@@ -54,6 +54,7 @@ class Connection:
         self.outbox: list[bytes] = []  # frames waiting for the end of this turn of the loop
         self.pending_bytes = 0  # written to the stream, not yet to the socket
         self.catching_up: asyncio.Task | None = None
+        self.told_ledger_id = 0  # of the newest balance the socket was told
         self.renew(token_exp)
 
     @property
@@ -84,6 +85,7 @@ class Connection:
     def catch_up(self, hello: dict) -> None:
         """Tell the socket of a movement booked between reading its `hello` and its joining
         the rooms: that movement's `wallet` event went to the rooms without it."""
+        self.told_ledger_id = hello["ledger_id"]
         self.catching_up = self.loop.create_task(self._catch_up(hello["ledger_id"]))
 
     async def _catch_up(self, ledger_id: int) -> None:
@@ -92,8 +94,14 @@ class Connection:
         except Exception as exc:  # the client asks again (wallet.get) after a resync
             self.ctx.outages.failed(exc, "catching a new socket up", log)
             return
-        if event is not None:
+        if event is not None and self.newer_balance(event["ledger_id"]):
             self.send_frame(codec.encode(self.subprotocol, event))
+
+    def newer_balance(self, ledger_id: int) -> bool:
+        if ledger_id <= self.told_ledger_id:
+            return False
+        self.told_ledger_id = ledger_id
+        return True
 
     def abandon(self) -> None:
         """Stop what the closed socket asked for and only reads: nobody is left to hear it.

@@ -24,6 +24,10 @@ class Connection(Protocol):
 
     def shut(self, code: int, reason: str) -> None: ...
 
+    def newer_balance(self, ledger_id: int) -> bool:
+        """Whether a balance made by ledger row `ledger_id` is newer than any the socket has
+        been told (and, if so, remember it as told)."""
+
 
 class Hub:
     """Rooms of live connections. A broadcast is encoded once per sub-protocol, not per socket."""
@@ -64,6 +68,10 @@ class Hub:
         return self._send(targets, event)
 
     def _send(self, targets, event: dict) -> int:
+        if event.get("ev") == "wallet":
+            # A balance is state, not news: a socket told a newer (or this very) one already —
+            # by another node's event that overtook this one, or its catch-up — needs nothing.
+            targets = [conn for conn in targets if conn.newer_balance(event["ledger_id"])]
         frames = {}
         for conn in targets:
             if conn.subprotocol not in frames:

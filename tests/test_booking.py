@@ -6,6 +6,7 @@ import pytest
 
 from handlers import socket
 from rtserver import orphans
+from rtserver.hub import user_room
 from rtserver.booking import Booker, Claim, book_together
 from rtserver.slots import load_slots
 from storage import slots
@@ -155,3 +156,17 @@ async def test_a_movement_while_the_socket_opens_reaches_it(admin, connect, monk
     caught_up = await client.event("wallet")
     assert caught_up["balance"] == "3.00" and caught_up["ledger_id"] > hello["ledger_id"]
     audit()
+
+
+@pytest.mark.gen_test
+async def test_a_socket_is_never_told_an_older_balance_than_it_has(admin, connect, ctx):
+    """Balances from different nodes may arrive out of order: one older than (or the same as)
+    what the socket was told already is not sent, so a phone's balance only moves forward."""
+    uid = (await admin.users(1))[0]
+    client = await connect(uid)
+    for ledger_id, balance in ((7, "3.00"), (5, "1.00"), (7, "3.00"), (9, "4.00")):
+        ctx.hub.publish([user_room(uid)], {"ev": "wallet", "balance": balance,
+                                           "ledger_id": ledger_id})
+    await client.request("ping")  # whatever was sent before its reply has arrived
+    assert [(e["ledger_id"], e["balance"]) for e in client.named("wallet")] == \
+        [(7, "3.00"), (9, "4.00")]
