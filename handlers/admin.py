@@ -1,16 +1,19 @@
 """The admin API of the chat app's back end: users, groups, members, deposits, withdrawals,
-frozen accounts, PINs."""
+frozen accounts, PINs, and the outbound events that were not delivered."""
 from handlers.base import AdminHandler
-from rtserver import frozen, people, pins, wallet
+from rtserver import frozen, outbound, people, pins, wallet
 from rtserver.errors import BadRequest, InvalidAmount
 from rtserver.integers import MAX_ID, positive_integer
 from rtserver.money import format_fen, parse_amount
+from storage.schema import EventState
 
 MAX_NAME = 64  # characters of a user's or a group's name
 MAX_REF = 64  # characters of a deposit's or a withdrawal's reference
 MAX_REASON = 200  # characters of why an account is frozen
 MAX_MEMBERS = 10_000  # ids in one membership list
 MAX_MOVEMENT = 999_999_999_999  # fen: 9999999999.99, the most a wallet (DECIMAL(12,2)) holds
+MAX_EVENTS = 500  # outbound events in one listing, or named in one replay
+EVENT_STATES = {state.wire_name: state for state in EventState}
 
 
 def _text(value, field: str, max_len: int) -> str:
@@ -103,6 +106,43 @@ class WithdrawHandler(AdminHandler):
         self.write_json({"balance": format_fen(balance.fen)})
 
 
+def _event_id(text, field: str) -> int:
+    found = positive_integer(text, MAX_ID)
+    if found is None:
+        raise BadRequest(f"{field} must be an event id as sent (digits, in a string)")
+    return found
+
+
+class EventsHandler(AdminHandler):
+    """`GET /admin/events?state=failed&after=ID&limit=N`: outbound events in a state, oldest
+    first, a page from after `after`."""
+
+    async def get(self):
+        state = EVENT_STATES.get(self.get_query_argument("state", "failed"))
+        if state is None:
+            raise BadRequest(f"state must be one of {', '.join(EVENT_STATES)}")
+        after = self.get_query_argument("after", None)
+        limit = positive_integer(self.get_query_argument("limit", "100"), MAX_EVENTS)
+        if limit is None:
+            raise BadRequest(f"limit must be an integer from 1 to {MAX_EVENTS}")
+        self.write_json(await outbound.listing(
+            self.ctx, state, 0 if after is None else _event_id(after, "after"), limit))
+
+
+class ReplayHandler(AdminHandler):
+    """`POST /admin/events/replay` `{"ids": [...]}` (or `{}`: every failed one): send failed
+    events again, each with its own id, for another --events-retry-for."""
+
+    async def post(self):
+        body, ids = self.json_body(), None
+        if "ids" in body:
+            ids = body["ids"]
+            if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_EVENTS:
+                raise BadRequest(f"ids must be a list of 1 to {MAX_EVENTS} event ids")
+            ids = [_event_id(event_id, "ids") for event_id in ids]
+        self.write_json(await outbound.replay(self.ctx, ids))
+
+
 default_handlers = [
     (r"/admin/users/([^/]+)", UserHandler),
     (r"/admin/users/([^/]+)/frozen", FrozenHandler),
@@ -112,4 +152,6 @@ default_handlers = [
     (r"/admin/wallets/([^/]+)/deposit", DepositHandler),
     (r"/admin/wallets/([^/]+)/pin", PinHandler),
     (r"/admin/wallets/([^/]+)/withdraw", WithdrawHandler),
+    (r"/admin/events", EventsHandler),
+    (r"/admin/events/replay", ReplayHandler),
 ]

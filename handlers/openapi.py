@@ -5,7 +5,8 @@ is what the handlers do: keep the two together.
 """
 import json
 
-from handlers.admin import MAX_ID, MAX_MEMBERS, MAX_NAME, MAX_REASON, MAX_REF
+from handlers.admin import (EVENT_STATES, MAX_EVENTS, MAX_ID, MAX_MEMBERS, MAX_NAME, MAX_REASON,
+                            MAX_REF)
 from handlers.base import MAX_BODY, BaseHandler
 
 CODES = ["bad_request", "bad_frame", "unknown_op", "unauthorized", "forbidden", "not_found",
@@ -84,6 +85,17 @@ MEMBER_LINK = {"removeMember": {"operationId": "removeMember", "parameters": {
 USER = obj(["id", "name"], id=ID, name={"type": "string"})
 MOVEMENT = json_content(obj(["amount", "ref"], amount=AMOUNT, ref={**TEXT, "maxLength": MAX_REF}))
 GROUP = obj(["id", "members"], id=ID, name={"type": "string"}, members=IDS)
+EVENT_ID = {"type": "string", "pattern": "^[1-9][0-9]{0,15}$", "example": "42"}
+OUTBOUND_EVENT = obj(
+    ["id", "type", "time", "data", "state", "tries", "last_error"], id=EVENT_ID,
+    type={"type": "string", "example": "packet.grabbed"}, time={"type": "integer"},
+    data={"type": "object", "required": ["rp_id"]},
+    state={"type": "string", "enum": list(EVENT_STATES)}, tries={"type": "integer"},
+    last_error={"type": "string", "nullable": True})
+
+
+def query(name: str, what: str, schema: dict) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": what, "schema": schema}
 
 
 def admin_paths() -> dict:
@@ -121,6 +133,22 @@ def admin_paths() -> dict:
             "removePin", "Remove a user's payment password and its lock (after the chat app's "
             "own identity check)", ok_json(obj(["has_pin"], has_pin={"type": "boolean"})),
             400, 404, admin=True, params=[uid])},
+        "/admin/events": {"get": operation(
+            "listEvents", "Outbound events (--events-url) in a state, oldest first: the failed "
+            "ones are those not delivered within --events-retry-for",
+            ok_json(obj(["events"], events={"type": "array", "items": OUTBOUND_EVENT})), 400,
+            admin=True, params=[
+                query("state", "pending, delivered or failed (default)",
+                      {"type": "string", "enum": list(EVENT_STATES)}),
+                query("after", "a page from after this event id", EVENT_ID),
+                query("limit", f"at most this many (1 to {MAX_EVENTS}, default 100)",
+                      {"type": "integer", "minimum": 1, "maximum": MAX_EVENTS})])},
+        "/admin/events/replay": {"post": operation(
+            "replayEvents", "Send failed outbound events again, with the same ids, for another "
+            "--events-retry-for: those named, or every failed one",
+            ok_json(obj(["replayed"], replayed={"type": "integer", "minimum": 0})), 400,
+            admin=True, body=json_content(obj([], ids={
+                "type": "array", "items": EVENT_ID, "minItems": 1, "maxItems": MAX_EVENTS})))},
     }
 
 

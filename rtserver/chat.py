@@ -86,6 +86,8 @@ async def put_in_room(uow: UnitOfWork, packet: dict, now: int) -> dict:
                             packet["id"], now)
     message = views.message(row, names, packet_summary)
     uow.emit(access.packet_rooms(packet), {"ev": "message", "message": message})
+    uow.send_out("packet.sent", {"rp_id": packet["id"], "packet": packet_summary,
+                                 "to_type": to_type, "to_id": packet["for_id"]})
     uow.after_commit(lambda: load_slots(uow.ctx, packet["id"]))
     return packet_summary
 

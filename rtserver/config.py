@@ -73,6 +73,11 @@ class Settings:
     daily_send_limit: str = flag("0.00", "most money one user may send in packets a Beijing "
                                  "day (0.00: no limit)")
     daily_send_count: int = flag(0, "most packets one user may send a Beijing day (0: no limit)")
+    events_url: str = flag("", "where the chat app's back end hears of packets (outbound events "
+                           "POSTed as JSON; none without it)")
+    events_secret: str = flag("", "HMAC key of the outbound events' X-Rtserver-Signature")
+    events_retry_for: int = flag(86400, "seconds an outbound event is retried before it fails")
+    events_timeout: float = flag(10.0, "seconds one POST of an outbound event may take")
     sandbox_secret: str = flag("", "HMAC key of the sandbox provider")
     sandbox_delay: float = flag(3.0, "seconds the --dev sandbox gateway waits before notifying")
 
@@ -95,14 +100,21 @@ class Settings:
         if self.processes < 1:
             raise SystemExit(f"rtserver: --processes must be 1 or more, not {self.processes}")
         limits_of(self)  # refuses limits that make no sense
-        if not self.dev:
-            return self
-        return dataclasses.replace(
-            self,
-            token_secret=self.token_secret or DEV_SECRET,
-            admin_token=self.admin_token or DEV_SECRET,
-            sandbox_secret=self.sandbox_secret or DEV_SECRET,
-        )
+        if self.events_retry_for < 1 or self.events_timeout <= 0:
+            raise SystemExit("rtserver: --events-retry-for must be 1 second or more, and "
+                             "--events-timeout more than 0")
+        if self.dev:
+            return dataclasses.replace(
+                self,
+                token_secret=self.token_secret or DEV_SECRET,
+                admin_token=self.admin_token or DEV_SECRET,
+                sandbox_secret=self.sandbox_secret or DEV_SECRET,
+                events_secret=self.events_secret or DEV_SECRET,
+            )
+        if self.events_url and not self.events_secret:
+            raise SystemExit("rtserver: --events-url needs --events-secret (or "
+                             "RTSERVER_EVENTS_SECRET): the back end checks every event's signature")
+        return self
 
     @property
     def daily_limit(self) -> DailyLimit:

@@ -13,6 +13,7 @@ from rtserver.config import Settings
 from rtserver.hub import Hub
 from rtserver.memory import Reclaimer
 from rtserver.outages import Outages
+from rtserver.outbound import Outbox
 from rtserver.pin_hash import PinHasher
 from rtserver.quotas import Quotas
 from rtserver.slot_taker import SlotTaker
@@ -41,6 +42,7 @@ class Context:
     frozen: FrozenAccounts  # who may not move money, as this node knows it
     reclaimer: Reclaimer  # memory given back
     pin_hasher: PinHasher  # payment passwords' slow hashes, off the event loop
+    outbox: Outbox  # outbound events for the chat app's back end (--events-url)
     inflight: set = dataclasses.field(default_factory=set)  # requests being answered
     token_clock: TokenClock = dataclasses.field(default_factory=TokenClock)  # sockets' token ends
     # The two that work on the context itself: made from it right after it.

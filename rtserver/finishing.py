@@ -153,6 +153,7 @@ async def do_finish(uow: UnitOfWork, rp_id: int) -> bool:
         event["best"] = {"user": views.person(best["user_id"], names),
                          "money": format_fen(best["money"])}
     uow.emit(access.packet_rooms(packet), event)
+    uow.send_out("packet.finished", {k: v for k, v in event.items() if k not in ("ev", "status")})
     await notices.keep(uow, notices.finished(Packet.of_row(packet), packet["finish_time"]))
     return True
 

@@ -179,8 +179,9 @@ async def void(ctx: Context, rp_id: int) -> bool:
         packet = await packets.get(uow.cur, rp_id)
         await daily.uncount(uow.cur, packet, PayStatus.VOIDED)
         grabbers = [s["user_id"] for s in await packets.grabs(uow.cur, rp_id)]
-        event = {"ev": "packet.voided", "rp_id": rp_id}
-        uow.emit([user_room(uid) for uid in {packet["user_id"], *grabbers}], event)
+        uow.emit([user_room(uid) for uid in {packet["user_id"], *grabbers}],
+                 {"ev": "packet.voided", "rp_id": rp_id})
+        uow.send_out("packet.voided", {"rp_id": rp_id, "grabbed_count": len(grabbers)})
         uow.emit(access.packet_rooms(packet), {"ev": "packet.state", "rp_id": rp_id,
                                                "status": "voided",
                                                "grabbed_count": len(grabbers)})

@@ -115,8 +115,10 @@ async def _failed(ctx: Context, row: dict, text: str, refund_id: str) -> bool:
                                        row["ref"], int(time.time()))
         room = [user_room(row["user_id"])]
         uow.emit(room, wallet_event(balance))
-        uow.emit(room, {"ev": "packet.refunded", "rp_id": row["rp_id"],
-                        "return_money": format_fen(row["amount"]), "to": "balance"})
+        refunded = {"rp_id": row["rp_id"], "return_money": format_fen(row["amount"]),
+                    "to": "balance"}
+        uow.emit(room, {"ev": "packet.refunded", **refunded})
+        uow.send_out("packet.refunded", refunded)
         await uow.commit()
     log.warning("refund %s failed at %s: credited to the balance", row["out_refund_no"],
                 row["provider"])

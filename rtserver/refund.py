@@ -35,9 +35,9 @@ async def refund(ctx: Context, rp_id: int) -> bool:
             order = await payments.order_of_packet(uow.cur, rp_id)
             to = await provider_refunds.give_back(uow, packet, order, packet["trade_no"],
                                                   returned, "refund", str(rp_id))
-            uow.emit([user_room(packet["user_id"])],
-                     {"ev": "packet.refunded", "rp_id": rp_id,
-                      "return_money": format_fen(returned), "to": to})
+            refunded = {"rp_id": rp_id, "return_money": format_fen(returned), "to": to}
+            uow.emit([user_room(packet["user_id"])], {"ev": "packet.refunded", **refunded})
+            uow.send_out("packet.refunded", refunded)
             await notices.keep(uow, notices.refunded(Packet.of_row(packet), returned,
                                                      int(time.time())))
         if not packet["finish_time"]:

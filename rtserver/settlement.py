@@ -6,12 +6,13 @@ No row is locked ahead (no FOR UPDATE): a grab that commits after a pass is take
 """
 import time
 
+from rtserver import views
 from rtserver.context import Context
 from rtserver.hub import user_room
 from rtserver.money import format_fen
 from rtserver.uow import UnitOfWork
 from rtserver.wallet import wallet_event
-from storage import packets, wallets
+from storage import packets, people, wallets
 from storage.schema import PayStatus
 
 UNSETTLED_GRACE = 60  # seconds a grabbed share may wait for its settlement pass before a sweep
@@ -33,9 +34,12 @@ async def credit_share(ctx: Context, share: dict) -> bool:
         balance = await wallets.credit(uow.cur, share["user_id"], share["money"], "grab",
                                        str(share["id"]), int(time.time()))
         room = [user_room(share["user_id"])]
-        uow.emit(room, {"ev": "packet.settled", "rp_id": share["rp_id"],
-                        "money": format_fen(share["money"])})
+        settled = {"rp_id": share["rp_id"], "money": format_fen(share["money"])}
+        uow.emit(room, {"ev": "packet.settled", **settled})
         uow.emit(room, wallet_event(balance))
+        names = await people.names(uow.cur, [share["user_id"]])
+        uow.send_out("packet.settled",
+                     {**settled, "grabber": views.person(share["user_id"], names)})
         await uow.commit()
     return True
 

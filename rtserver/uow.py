@@ -1,7 +1,9 @@
 """The unit of work: one transaction, and the events it sends once it has committed."""
 import logging
 
+from rtserver import outbound
 from rtserver.context import Context
+from storage import outbound as storage_outbound
 from storage.db import Pipeline
 from storage.errors import is_deadlock
 
@@ -19,6 +21,10 @@ class UnitOfWork:
     Its statements run one by one on `uow.cur`; or, `pipelined`, they are queued on
     `uow.pipeline` and all sent by `commit()` in one round trip (storage.db.Pipeline), after
     which their results can be read and the events they call for emitted.
+
+    What the chat app's back end is to be told (`send_out`, rtserver/outbound.py) is written by
+    `commit()` itself, as the transaction's last statement: no change commits without its
+    outbound events, and none is kept for a change that does not.
     """
 
     def __init__(self, ctx: Context, pipelined: bool = False):
@@ -26,6 +32,7 @@ class UnitOfWork:
         self._tx = ctx.db.pipeline() if pipelined else ctx.db.transaction()
         self._events: list[tuple[list[str], dict]] = []
         self._after: list = []
+        self._outbound: list[tuple[str, dict]] = []
 
     async def __aenter__(self) -> "UnitOfWork":
         await self._tx.__aenter__()
@@ -43,12 +50,28 @@ class UnitOfWork:
     def emit(self, rooms: list[str], event: dict) -> None:
         self._events.append((rooms, event))
 
+    def send_out(self, kind: str, data: dict) -> None:
+        """Tell the chat app's back end of this change (--events-url; nothing without it)."""
+        if self.ctx.outbox.enabled:
+            self._outbound.append((kind, data))
+
     def after_commit(self, callback) -> None:
         """Run `await callback()` once committed (loading slots, queueing, cache changes)."""
         self._after.append(callback)
 
     async def commit(self) -> None:
+        if self._outbound:
+            now = outbound.now_ms()
+            deadline = self.ctx.outbox.deadline_ms(now)
+            if isinstance(self._tx, Pipeline):
+                storage_outbound.queue(self.pipeline, self._outbound, now, deadline)
+            else:
+                await storage_outbound.insert(self.cur, self._outbound, now, deadline)
+            self.after_commit(self._wake_delivery)
         await self._tx.commit()
+
+    async def _wake_delivery(self) -> None:
+        self.ctx.outbox.wake()
 
     async def _after_commit(self) -> None:
         for callback in self._after:

@@ -9,6 +9,7 @@ from rtserver.frozen import FrozenAccounts
 from rtserver.hub import Hub
 from rtserver.memory import Reclaimer
 from rtserver.outages import Outages
+from rtserver.outbound import Outbox
 from rtserver.pin_hash import PinHasher
 from rtserver.providers import load_providers
 from rtserver.quotas import Quotas
@@ -34,7 +35,9 @@ async def open_context(settings: Settings) -> Context:
         taker=SlotTaker(redis, Keys(settings.redis_prefix)),
         quotas=Quotas(settings.max_connections, settings.max_connections_per_user),
         outages=outages, caches=caches, frozen=frozen, reclaimer=Reclaimer(),
-        pin_hasher=PinHasher())
+        pin_hasher=PinHasher(),
+        outbox=Outbox(settings.events_url, settings.events_secret, settings.events_retry_for,
+                      settings.events_timeout))
     ctx.finisher = Finisher(ctx)
     ctx.booker = Booker(ctx)
     await ctx.bus.start()
@@ -55,5 +58,6 @@ async def close_context(ctx: Context) -> None:
     await ctx.frozen.close()
     ctx.outages.close()
     ctx.pin_hasher.close()
+    ctx.outbox.close()
     await ctx.db.close()
     await ctx.redis.aclose()

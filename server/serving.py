@@ -7,6 +7,7 @@ import signal
 import tornado.ioloop
 
 from handlers.base import MAX_BODY  # what any route but BaseHandler's reads at most
+from jobs.outbound import Delivery
 from jobs.runner import JobRunner
 from rtserver import metrics
 from server.context import close_context, open_context
@@ -49,6 +50,7 @@ async def serve(settings, index: int = 0) -> None:
     runner = JobRunner(ctx) if settings.jobs == "inline" else None
     if runner:
         runner.start()
+    delivery = start_delivery(ctx)
     log.info("rtserver serving on http://%s:%d%s", settings.address, settings.port,
              " (dev)" if settings.dev else "")
     await _until_signalled()
@@ -60,6 +62,8 @@ async def serve(settings, index: int = 0) -> None:
     ctx.hub.shut_all(1001, "server shutting down")
     if runner:
         await runner.stop()
+    if delivery:
+        await delivery.stop()
     await server.close_all_connections()
     await close_context(ctx)
 
@@ -68,9 +72,21 @@ async def jobs_alone(settings) -> None:
     ctx = await open_context(settings)
     runner = JobRunner(ctx)
     runner.start()
+    delivery = start_delivery(ctx)
     await _until_signalled()
     await runner.stop()
+    if delivery:
+        await delivery.stop()
     await close_context(ctx)
+
+
+def start_delivery(ctx) -> Delivery | None:
+    """Every node delivers outbound events, when there are any (--events-url)."""
+    if not ctx.outbox.enabled:
+        return None
+    delivery = Delivery(ctx)
+    delivery.start()
+    return delivery
 
 
 async def _until_signalled() -> None:

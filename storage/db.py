@@ -37,6 +37,11 @@ class MysqlUrl:
         )
 
 
+def marks(values) -> str:
+    """The placeholders of an `IN (…)` list of `values`: "%s, %s, %s"."""
+    return ", ".join(["%s"] * len(values))
+
+
 def to_fen(value: Decimal) -> int:
     """Turn a DECIMAL(…,2) column into integer fen, exactly."""
     return int(value * 100)

@@ -8,7 +8,7 @@ still free, credits the wallets of the credited shares and writes their ledger r
 import pymysql
 
 from storage import wallets
-from storage.db import Pipeline, Statement, to_fen
+from storage.db import Pipeline, Statement, marks, to_fen
 from storage.schema import GRABBABLE, PayStatus
 
 SHARE_TAKEN = 1644  # MariaDB's error for SIGNAL SQLSTATE '45000'
@@ -19,15 +19,11 @@ def is_share_taken(exc: Exception) -> bool:
     return isinstance(exc, pymysql.err.MySQLError) and exc.args[0] == SHARE_TAKEN
 
 
-def _marks(values) -> str:
-    return ", ".join(["%s"] * len(values))
-
-
 def book(pipeline: Pipeline, claims: list[tuple[int, int]], now: int) -> Statement:
     """Queue giving shares to users, (share id, user id) each; once committed, the returned
     statement's rows are the shares as booked (read them with `booked`)."""
     ids = [share_id for share_id, _ in claims]
-    which = _marks(ids)
+    which = marks(ids)
     pipeline.add(
         # Joining the packet makes a claim wait for, and then respect, a concurrent void.
         "BEGIN NOT ATOMIC"

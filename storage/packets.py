@@ -1,7 +1,7 @@
 """Red packets and their shares (red_packet, red_packet_log)."""
 import datetime
 
-from storage.db import to_decimal, to_fen
+from storage.db import marks, to_decimal, to_fen
 from storage.schema import GRABBABLE, PacketType, PayStatus, PayType
 
 PACKET_COLUMNS = ("id, user_id, for_id, to_user, pay_status, pay_type, trade_no, type, intro,"
@@ -73,7 +73,7 @@ async def get_many(cur, rp_ids) -> dict[int, dict]:
     if not ids:
         return {}
     await cur.execute(f"SELECT {PACKET_COLUMNS} FROM red_packet WHERE id IN"
-                      f" ({', '.join(['%s'] * len(ids))})", ids)
+                      f" ({marks(ids)})", ids)
     return {row["id"]: _packet(row) for row in await cur.fetchall()}
 
 
@@ -156,7 +156,7 @@ async def taken_but_unfinished(cur, rp_ids) -> list[int]:
     ids = sorted(set(rp_ids))
     await cur.execute(
         "SELECT p.id FROM red_packet p WHERE p.id IN"
-        f" ({', '.join(['%s'] * len(ids))}) AND p.finish_time = 0 AND p.pay_status IN {GRABBABLE}"
+        f" ({marks(ids)}) AND p.finish_time = 0 AND p.pay_status IN {GRABBABLE}"
         " AND NOT EXISTS (SELECT 1 FROM red_packet_log s"
         " WHERE s.rp_id = p.id AND s.user_id IS NULL)", ids)
     return [row["id"] for row in await cur.fetchall()]
@@ -165,7 +165,7 @@ async def taken_but_unfinished(cur, rp_ids) -> list[int]:
 async def finished_among(cur, rp_ids) -> list[int]:
     """The packets among `rp_ids` that are finished."""
     ids = sorted(rp_ids)
-    await cur.execute(f"SELECT id FROM red_packet WHERE id IN ({', '.join(['%s'] * len(ids))})"
+    await cur.execute(f"SELECT id FROM red_packet WHERE id IN ({marks(ids)})"
                       " AND finish_time > 0", ids)
     return [row["id"] for row in await cur.fetchall()]
 
@@ -311,16 +311,17 @@ async def packets_of_shares(cur, share_ids) -> dict[int, int]:
     if not ids:
         return {}
     await cur.execute(f"SELECT id, rp_id FROM red_packet_log WHERE id IN"
-                      f" ({', '.join(['%s'] * len(ids))})", ids)
+                      f" ({marks(ids)})", ids)
     return {row["id"]: row["rp_id"] for row in await cur.fetchall()}
 
 
-async def share_ids(cur, rp_ids) -> dict[int, dict[int, int]]:
-    """rp_id → {seq → share id} for every share of the packets: fixed at creation."""
+async def shares_by_seq(cur, rp_ids) -> dict[int, dict[int, tuple[int, int]]]:
+    """rp_id → {seq → (share id, money in fen)} for every share of the packets: fixed at
+    creation."""
     ids = sorted(rp_ids)
-    await cur.execute(f"SELECT rp_id, id, seq FROM red_packet_log WHERE rp_id IN"
-                      f" ({', '.join(['%s'] * len(ids))})", ids)
-    books: dict[int, dict[int, int]] = {rp_id: {} for rp_id in ids}
+    await cur.execute(f"SELECT rp_id, id, seq, money FROM red_packet_log WHERE rp_id IN"
+                      f" ({marks(ids)})", ids)
+    books: dict[int, dict[int, tuple[int, int]]] = {rp_id: {} for rp_id in ids}
     for row in await cur.fetchall():
-        books[row["rp_id"]][row["seq"]] = row["id"]
+        books[row["rp_id"]][row["seq"]] = (row["id"], to_fen(row["money"]))
     return books

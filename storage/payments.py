@@ -1,7 +1,7 @@
 """Third-party payment orders and the notifications received for them."""
 import json
 
-from storage.db import to_decimal, to_fen
+from storage.db import marks, to_decimal, to_fen
 from storage.schema import PayStatus
 
 ORDER_COLUMNS = "out_trade_no, rp_id, provider, amount, add_time, placed, queries"
@@ -74,7 +74,7 @@ async def _waiting(cur, providers: list[str], created_before: int, limit: int, m
     await cur.execute(
         f"SELECT {', '.join('o.' + c for c in ORDER_COLUMNS.split(', '))}"
         " FROM payment_orders o JOIN red_packet p ON p.id = o.rp_id"
-        f" WHERE o.provider IN ({', '.join(['%s'] * len(providers))})"
+        f" WHERE o.provider IN ({marks(providers)})"
         f" AND p.pay_status IN ({PayStatus.UNPAID}, {PayStatus.AWAITING_SETTLEMENT})"
         f" AND o.add_time <= %s{more} LIMIT %s", (*providers, created_before, *more_args, limit))
     return [_order(row) for row in await cur.fetchall()]
@@ -90,7 +90,7 @@ async def orders_of_packets(cur, rp_ids) -> list[dict]:
     if not rp_ids:
         return []
     await cur.execute(f"SELECT {ORDER_COLUMNS} FROM payment_orders"
-                      f" WHERE rp_id IN ({', '.join(['%s'] * len(rp_ids))})", list(rp_ids))
+                      f" WHERE rp_id IN ({marks(rp_ids)})", list(rp_ids))
     return [_order(row) for row in await cur.fetchall()]
 
 

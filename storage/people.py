@@ -1,4 +1,5 @@
 """Users, chat groups and members."""
+from storage.db import marks
 
 
 async def put_user(cur, user_id: int, name: str, now: int) -> None:
@@ -19,7 +20,7 @@ async def names(cur, user_ids) -> dict[int, str]:
     ids = sorted(set(user_ids))
     if not ids:
         return {}
-    await cur.execute(f"SELECT id, name FROM users WHERE id IN ({', '.join(['%s'] * len(ids))})",
+    await cur.execute(f"SELECT id, name FROM users WHERE id IN ({marks(ids)})",
                       ids)
     return {row["id"]: row["name"] for row in await cur.fetchall()}
 

@@ -1,5 +1,6 @@
-"""What the numbers stored in `red_packet` mean (migrations 0003, 0005, 0012): one name for
-each, used by the SQL here, by the rules and views above, and by the tests."""
+"""What the numbers stored in `red_packet` (migrations 0003, 0005, 0012) and `outbound_events`
+(0014) mean: one name for each, used by the SQL here, by the rules and views above, and by the
+tests."""
 from enum import IntEnum
 
 
@@ -34,3 +35,14 @@ class PayType(IntEnum):
 
 # The pay states in which a packet's shares can be grabbed, for SQL: "pay_status IN (1, 2)".
 GRABBABLE = f"({PayStatus.PAID}, {PayStatus.AWAITING_SETTLEMENT})"
+
+
+class EventState(IntEnum):
+    """Where an outbound event (--events-url) is."""
+    PENDING = 0  # to be sent, or sent again at next_try
+    DELIVERED = 1  # a POST of it was answered 2xx
+    FAILED = 2  # not delivered by its deadline: kept for GET /admin/events, until replayed
+
+    @property
+    def wire_name(self) -> str:
+        return self.name.lower()

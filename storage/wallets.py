@@ -2,7 +2,7 @@
 together with its ledger row."""
 from typing import NamedTuple
 
-from storage.db import Pipeline, to_decimal, to_fen
+from storage.db import Pipeline, marks, to_decimal, to_fen
 
 
 class Balance(NamedTuple):
@@ -47,7 +47,7 @@ async def debit(cur, user_id: int, fen: int, kind: str, ref: str, now: int) -> B
 def credit_shares(pipeline: Pipeline, share_ids: list[int], now: int) -> None:
     """Queue crediting the wallets of the credited shares among `share_ids`, and their ledger
     rows (kind `grab`, ref the share id), in a pipelined transaction that has just claimed them."""
-    which = ", ".join(["%s"] * len(share_ids))
+    which = marks(share_ids)
     # Wallets in user-id order, so that concurrent batches lock them in the same order.
     pipeline.add(
         "INSERT INTO wallets (user_id, balance, update_time)"
