@@ -108,6 +108,14 @@ class Client:
         self.reader.cancel()
 
 
+def text_message(n: int, group_id: int, text: str) -> dict:
+    """A `message` event as the server sends one (message id `n`), for tests that publish
+    through the hub themselves: what a client receives is held to docs/asyncapi.yaml."""
+    return {"ev": "message", "message": {"id": n, "to_type": "group", "to_id": group_id,
+                                         "from": {"id": 1, "name": ""}, "kind": "text",
+                                         "text": text, "time": 0}}
+
+
 def _key(rid):
     """A request id as the server can echo it (an integer or a text), else None."""
     return rid if type(rid) in (int, str) else None
