@@ -102,3 +102,34 @@ async def test_asyncapi_json_is_the_document(http_client, base_url, doc):
     response = await http_client.fetch(base_url + "/asyncapi.json")
     assert response.headers["Content-Type"].startswith("application/json")
     assert json.loads(response.body) == doc
+
+
+@pytest.mark.parametrize("frame, ops", [
+    ({"ev": "renamed", "name": "x"}, None),  # no such event
+    ({"ev": "wallet", "balance": "1.00", "ledger_id": 3, "currency": "CNY"}, None),  # a field
+    ({"ev": "wallet", "balance": "1.0", "ledger_id": 3}, None),  # money with one place
+    ({"ev": "wallet", "balance": 1.0, "ledger_id": 3}, None),  # money as a number
+    ({"ev": "packet.refunded", "rp_id": 4, "return_money": "1.00"}, None),  # without `to`
+    ({"re": 1, "ok": True, "t": 5}, {"packet.grab"}),  # the wrong op's reply
+    ({"re": 1, "ok": True, "t": 5}, {"no.such.op"}),  # an unknown op only fails
+    ({"re": 1, "ok": True, "result": "ok"}, {"packet.grab"}),  # won, but no money
+    ({"re": 1, "ok": False, "code": "oops", "message": ""}, {"ping"}),  # no such code
+    ({"re": 1, "ok": False, "code": "bad_pin", "message": ""}, {"packet.pay"}),  # no tries_left
+    ({"re": "1", "ok": True, "x": 1}, None),  # no reply of any op has `x`
+    ({"t": 5}, None),  # neither event nor reply
+])
+def test_the_frame_checker_refuses_what_the_document_does_not_say(frame, ops):
+    with pytest.raises(asyncapi_check.Mismatch):
+        asyncapi_check.checker().check(frame, ops)
+
+
+@pytest.mark.parametrize("frame, ops", [
+    ({"ev": "resync"}, None),
+    ({"re": None, "ok": False, "code": "rate_limited", "message": "too many"}, None),
+    ({"re": 7, "ok": False, "code": "unknown_op", "message": "unknown op"}, {"no.such.op"}),
+    ({"re": 7, "ok": False, "code": "pin_locked", "message": "", "until": 99}, {"packet.pay"}),
+    ({"re": "a", "ok": True, "result": "already", "money": "0.01", "into_account": False},
+     {"packet.grab"}),
+])
+def test_the_frame_checker_takes_what_the_document_says(frame, ops):
+    asyncapi_check.checker().check(frame, ops)
