@@ -19,6 +19,7 @@ setup(
         "PyJWT>=2.8,<3",
         "cryptography>=42",
         "prometheus_client>=0.20,<1",
+        "PyYAML>=6,<7",  # GET /asyncapi.json serves docs/asyncapi.yaml as JSON
         "uvloop>=0.19; sys_platform != 'win32'",
     ],
     extras_require={
@@ -32,6 +33,8 @@ setup(
             "import-linter>=2.1,<3",  # `make test` holds the layers to `.importlinter` first
             "wechatpayv3>=2.0,<3",  # WeChat Pay's SDK checks our API v3 signatures independently
             "python-alipay-sdk>=3.3,<4",  # an independent check of Alipay signatures in tests
+            # tests/test_asyncapi.py, and every frame the tests receive, against docs/asyncapi.yaml
+            "jsonschema>=4.18,<5",
         ],
         "bench": [
             "py-spy>=0.3,<1",  # `make bench BENCH_ARGS="--profile FILE"`

@@ -219,6 +219,10 @@ def other_paths() -> dict:
         "/openapi.json": {"get": operation(
             "openapi", "This document",
             {"200": answer("OpenAPI 3", json_content({"type": "object"}))})},
+        "/asyncapi.json": {"get": operation(
+            "asyncapi", "The WebSocket protocol (GET /ws) as an AsyncAPI 3 document",
+            {"200": answer("AsyncAPI 3", json_content(
+                obj(["asyncapi"], asyncapi={"type": "string", "enum": ["3.0.0"]})))})},
     }
 
 

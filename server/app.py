@@ -4,7 +4,7 @@ import pathlib
 
 import tornado.web
 
-from handlers import admin, dev, health, openapi, pay, socket
+from handlers import admin, asyncapi, dev, health, openapi, pay, socket
 from handlers.base import StaticFiles
 from rtserver import metrics
 from rtserver.context import Context
@@ -12,6 +12,7 @@ from rtserver.sparing_log import OncePerSecond
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 STATIC = ROOT / "static"
+ASYNCAPI = ROOT / "docs" / "asyncapi.yaml"  # the socket protocol, served as /asyncapi.json
 # The client's msgpack library, served straight from npm's install (`make install`), never copied.
 MSGPACK_JS = ROOT / "node_modules" / "@msgpack" / "msgpack" / "dist.umd"
 WEBSOCKET_PING_INTERVAL = 25  # seconds; below the usual 30–60 s idle cut-off of proxies and NATs
@@ -21,6 +22,7 @@ access_log = logging.getLogger("tornado.access")
 def make_app(ctx: Context) -> tornado.web.Application:
     routes = (socket.default_handlers + admin.default_handlers + health.default_handlers
               + dev.default_handlers + pay.default_handlers + openapi.default_handlers
+              + asyncapi.handlers_for(ASYNCAPI)
               + [(r"/vendor/msgpack/(.*)", StaticFiles, {"path": str(MSGPACK_JS)}),
                  (r"/(.*)", StaticFiles,
                   {"path": str(STATIC), "default_filename": "index.html"})])

@@ -8,16 +8,23 @@ import tornado.httpclient
 import tornado.websocket
 
 from rtserver import codec
+from tests import asyncapi_check
 
 
 class Client:
-    """One connection: requests get their replies by `re`; events wait in arrival order."""
+    """One connection: requests get their replies by `re`; events wait in arrival order.
+
+    Every frame the server sends is checked against docs/asyncapi.yaml as it arrives: a reply
+    that matches none of its op's messages fails the request that waits for it, and any other
+    mismatch the next wait for an event (and the test's teardown, tests/conftest.py)."""
 
     def __init__(self, conn, subprotocol: str):
         self.conn, self.subprotocol = conn, subprotocol
         self.ids = itertools.count(1)
         self.replies: dict[int, asyncio.Future] = {}
         self.events: list[dict] = []
+        self.sent_ops: dict[int | str, set] = {}  # request id → the ops sent under it
+        self.mismatches: list[asyncapi_check.Mismatch] = []
         self.closed = asyncio.get_running_loop().create_future()
         self.arrived = asyncio.Event()
         self.reader = asyncio.ensure_future(self._read())
@@ -38,6 +45,14 @@ class Client:
                 self.arrived.set()
                 return
             frame = json.loads(data) if isinstance(data, str) else msgpack.unpackb(data)
+            try:
+                asyncapi_check.check(frame, self.sent_ops.get(_key(frame.get("re"))))
+            except asyncapi_check.Mismatch as exc:
+                self.mismatches.append(exc)
+                if frame.get("re") in self.replies:
+                    self.replies.pop(frame["re"]).set_exception(exc)
+                    continue
+                self.arrived.set()
             if "re" in frame and frame["re"] in self.replies:
                 self.replies.pop(frame["re"]).set_result(frame)
             else:
@@ -54,6 +69,10 @@ class Client:
         return await asyncio.wait_for(reply, 20)
 
     async def send(self, frame) -> None:
+        if isinstance(frame, dict) and _key(frame.get("id")) is not None:
+            op = frame.get("op")  # anything but a text is an op the document does not know
+            self.sent_ops.setdefault(_key(frame["id"]), set()).add(
+                op if isinstance(op, str) else repr(op))
         await self.send_raw(codec.encode(self.subprotocol, frame))
 
     async def send_raw(self, data) -> None:
@@ -64,6 +83,8 @@ class Client:
         which `where(event)` holds, when given); consume it."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
+            if self.mismatches:
+                raise self.mismatches[0]
             for i, frame in enumerate(self.events):
                 if frame.get("ev") == ev and all(frame.get(k) == v for k, v in match.items()) \
                         and (where is None or where(frame)):
@@ -85,6 +106,19 @@ class Client:
     def close(self):
         self.conn.close()
         self.reader.cancel()
+
+
+def text_message(n: int, group_id: int, text: str) -> dict:
+    """A `message` event as the server sends one (message id `n`), for tests that publish
+    through the hub themselves: what a client receives is held to docs/asyncapi.yaml."""
+    return {"ev": "message", "message": {"id": n, "to_type": "group", "to_id": group_id,
+                                         "from": {"id": 1, "name": ""}, "kind": "text",
+                                         "text": text, "time": 0}}
+
+
+def _key(rid):
+    """A request id as the server can echo it (an integer or a text), else None."""
+    return rid if type(rid) in (int, str) else None
 
 
 class Admin:

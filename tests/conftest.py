@@ -22,6 +22,7 @@ from rtserver.config import Settings
 from server.context import close_context, open_context
 from storage.db import MysqlUrl
 from storage.migrate import migrate
+from tests import asyncapi_check
 from tests.client import Admin, Client
 from tests.processes import Children
 from tests.providers import Providers
@@ -30,6 +31,18 @@ RUN = secrets.token_hex(4)
 MYSQL_URL = os.environ.get("RTSERVER_MYSQL_URL", "mysql://root@127.0.0.1:3306/rtserver")
 REDIS_URL = os.environ.get("RTSERVER_REDIS_URL", "redis://127.0.0.1:6379/0")
 NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing listens there
+
+
+@pytest.fixture(autouse=True)
+def frames_as_documented():
+    """Fail a test that received a frame docs/asyncapi.yaml does not describe, even where the
+    test itself never looked at it (tests/client.py checks every frame as it arrives)."""
+    asyncapi_check.FOUND.clear()
+    yield
+    found, asyncapi_check.FOUND[:] = list(asyncapi_check.FOUND), []
+    if found:
+        pytest.fail(f"{len(found)} frame(s) not as docs/asyncapi.yaml says; the first:\n"
+                    f"{found[0]}", pytrace=False)
 
 
 def _with_database(url: str, name: str) -> str:

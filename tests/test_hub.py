@@ -8,6 +8,7 @@ import pytest
 
 from rtserver import auth
 from rtserver.hub import group_room, user_room
+from tests.client import text_message
 
 
 async def never_reading_socket(port: int, token: str) -> socket.socket:
@@ -39,11 +40,11 @@ async def test_a_consumer_that_never_reads_is_cut_off_and_others_get_everything(
         await asyncio.sleep(0.1)
         assert ctx.hub.count() == 2
         payload = "红" * 50_000  # about 150 KB a frame
-        for n in range(60):
-            ctx.hub.publish([group_room(gid)], {"ev": "message", "n": n, "text": payload})
+        for n in range(1, 61):
+            ctx.hub.publish([group_room(gid)], text_message(n, gid, payload))
             await asyncio.sleep(0)
-        for n in range(60):
-            assert (await reader.event("message", timeout=20))["n"] == n
+        for n in range(1, 61):
+            assert (await reader.event("message", timeout=20))["message"]["id"] == n
         for _ in range(100):
             if ctx.hub.count() == 1:
                 break
@@ -64,10 +65,10 @@ async def test_broadcast_encodes_once_per_subprotocol(admin, connect, ctx, monke
     encoded = []
     real_encode = codec.encode
     monkeypatch.setattr(codec, "encode", lambda p, f: encoded.append(p) or real_encode(p, f))
-    assert ctx.hub.publish([group_room(gid)], {"ev": "message", "x": 1}) == 4
+    assert ctx.hub.publish([group_room(gid)], text_message(1, gid, "一次")) == 4
     assert sorted(encoded) == ["rp.v1.json", "rp.v1.msgpack"]
     for client in clients:
-        assert (await client.event("message"))["x"] == 1
+        assert (await client.event("message"))["message"]["text"] == "一次"
 
 
 @pytest.mark.gen_test

@@ -49,5 +49,5 @@ async def test_a_pipelined_unit_of_work_reads_its_results_after_commit_and_then_
         read = uow.pipeline.add("SELECT name FROM users WHERE id = %s", [uid])
         await uow.commit()
         assert [r["name"] for r in read.rows] == ["改了名"]
-        uow.emit([user_room(uid)], {"ev": "renamed", "name": "改了名"})
-    assert (await listener.event("renamed"))["name"] == "改了名"
+        uow.emit([user_room(uid)], {"ev": "packet.voided", "rp_id": uid})
+    assert (await listener.event("packet.voided"))["rp_id"] == uid
