@@ -3,7 +3,7 @@
 Two `rtserver serve` processes on this run's database and Redis, both with --dev (POST
 /dev/token): one with a rate limit low enough for a test to go over it, one whose dev tokens
 last a few seconds. `node --test` runs clients/js/test/*.test.js against them; this test fails
-with node's output when any of them does.
+with node's output when any of them does. And the page's way to the package: its modules, only.
 """
 import asyncio
 import os
@@ -12,6 +12,7 @@ import re
 import shutil
 
 import pytest
+import tornado.httpclient
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NODE_TESTS = sorted((ROOT / "clients" / "js" / "test").glob("*.test.js"))
@@ -19,14 +20,11 @@ RATE_LIMIT = 10  # requests a second: the node tests send three times that at on
 SHORT_TOKEN = 3  # seconds a token of the second server's /dev/token lasts
 NODE_TIMEOUT = 240  # seconds the whole node run may take; it takes some 15
 
-pytestmark = [
-    pytest.mark.skipif(shutil.which("node") is None,
-                       reason="no node on this machine (apt-get install nodejs)"),
-    pytest.mark.skipif(not (ROOT / "node_modules" / "@rtserver" / "client").exists(),
-                       reason="clients/js is not installed: `make install` (npm) installs it"),
-]
 
-
+@pytest.mark.skipif(shutil.which("node") is None,
+                    reason="no node on this machine (apt-get install nodejs)")
+@pytest.mark.skipif(not (ROOT / "node_modules" / "@rtserver" / "client").exists(),
+                    reason="clients/js is not installed: `make install` (npm) installs it")
 @pytest.mark.gen_test(timeout=NODE_TIMEOUT + 30)
 async def test_the_js_client_against_real_servers(settings, children):
     server = children.server(settings, "--dev", f"--rate-limit={RATE_LIMIT}")
@@ -46,3 +44,16 @@ async def test_the_js_client_against_real_servers(settings, children):
     report = output.decode(errors="replace")
     assert node.returncode == 0, report
     assert re.search(r"^# pass [1-9]", report, re.M) and "# fail 0" in report, report
+
+
+@pytest.mark.gen_test
+async def test_the_page_imports_the_package_from_its_src_and_nothing_beside_it(http_server,
+                                                                                base_url):
+    http = tornado.httpclient.AsyncHTTPClient()
+    served = await http.fetch(base_url + "/vendor/rtserver-client/index.js")
+    assert served.body == (ROOT / "clients" / "js" / "src" / "index.js").read_bytes()
+    assert served.headers["Content-Type"] == "text/javascript"
+    for outside in ("/vendor/rtserver-client/%2e%2e/package.json",
+                    "/vendor/rtserver-client/%2e%2e/test/helpers.js"):
+        refused = await http.fetch(base_url + outside, raise_error=False)
+        assert refused.code in (403, 404), outside
