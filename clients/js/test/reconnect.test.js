@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { SERVER, clientOf, devToken, group, next, record, user } from "./helpers.js";
+import { COMMAND, OwnServer } from "./own_server.js";
 import { Proxy } from "./proxy.js";
 
 const FAST = { backoffFirst: 50, backoffMax: 200 };
@@ -42,6 +43,29 @@ test("after the connection drops, the client reconnects and the app catches up",
   await b.request("chat.send", { to_type: "group", to_id: gid, text: "又在线了" });
   assert.equal((await heard).message.text, "又在线了");
 });
+
+test("after its server restarts, the client is back with `reconnected` and catches up",
+  { skip: !COMMAND && "RTSERVER_SERVE is not set" }, async (t) => {
+    const [alice, bob] = [await user("张三"), await user("李四")];
+    const gid = await group([alice, bob], "重启");
+    const own = await OwnServer.start(t);
+    const a = clientOf(t, alice, { url: own.url, ...FAST });
+    const b = clientOf(t, bob); // on the other server, which shares the database and Redis
+    await Promise.all([a.connect(), b.connect()]);
+
+    const dropped = next(a, "disconnected");
+    await own.stop();
+    assert.deepEqual(await dropped, { code: 1001, reason: "server shutting down" });
+    const missed = await b.request("chat.send", { to_type: "group", to_id: gid, text: "重启时的消息" });
+    await next(a, "status", { where: (s) => s === "offline" }); // an attempt while it was down
+    const back = next(a, "reconnected", { timeout: 20000 }); // it may be back before start returns
+    await own.start();
+
+    const hello = await back;
+    assert.equal(hello.user.id, alice);
+    const history = await a.request("chat.history", { to_type: "group", to_id: gid, limit: 50 });
+    assert.deepEqual(history.messages.map((m) => m.id), [missed.message.id]);
+  });
 
 test("a request in the air when the socket drops fails with `disconnected`", async (t) => {
   const proxy = await Proxy.start(t, SERVER);
