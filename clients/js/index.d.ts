@@ -204,7 +204,11 @@ export interface ClientEvents extends ServerEvents {
   status: Status;
   /** A `hello` on a socket opened again after one was lost: catch up on what was missed. */
   reconnected: Hello;
-  /** A socket was lost; the client opens another after its backoff. 4001: the token expired. */
+  /**
+   * A socket was lost; the client opens another after its backoff. 4001: the token expired;
+   * 1001: the server stopped; 1006: the network; 4000: the server stopped answering (`no hello`
+   * after opening, or `no pong`).
+   */
   disconnected: { code: number; reason: string };
   /** `auth.refresh` gave the open socket a new token. */
   refreshed: Reply<"auth.refresh">;
@@ -230,7 +234,7 @@ export interface ClientOptions {
   msgpack?: { encode(value: unknown): Uint8Array; decode(data: Uint8Array): unknown };
   /** The WebSocket constructor; by default the global one (Node 20: --experimental-websocket). */
   WebSocket?: new (url: string, protocols?: string | string[]) => WebSocket;
-  /** ms a request waits for its reply (15000). */
+  /** ms a request waits for its reply, and a new socket for its hello (15000). */
   requestTimeout?: number;
   /** ms between the pings that find a half-open socket (30000). */
   pingInterval?: number;

@@ -26,7 +26,9 @@ const DEFAULTS = {
 };
 // The server closes a socket with 4001 when its token's exp passes.
 const TOKEN_EXPIRED = 4001;
-const NO_PONG = 4000; // the code this client closes a socket with when its ping went unanswered
+// The code this client closes a socket with when the server stopped answering it: no hello in
+// `requestTimeout` of opening (an upgrade nobody answers waits for ever), or no pong.
+const NO_ANSWER = 4000;
 const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout's longest wait (some 24 days): longer ones in steps
 
 export class Client {
@@ -129,6 +131,7 @@ export class Client {
     try {
       token = await this.getToken(freshToken);
     } catch (err) {
+      if (this.stopped) return;
       if (!this.everOnline) return this.giveUp(new SignInError("getToken failed", err));
       return this.retryLater(true);
     }
@@ -140,6 +143,7 @@ export class Client {
     socket.binaryType = "arraybuffer";
     this.socket = socket;
     this.opened = false;
+    this.helloTimer = setTimeout(() => this.abandon(socket, "no hello"), this.options.requestTimeout);
     socket.onopen = () => {
       if (this.socket === socket) this.opened = true;
     };
@@ -163,6 +167,7 @@ export class Client {
   onHello(hello) {
     // The connection counts as up once the server has said who we are.
     const again = this.everOnline;
+    clearTimeout(this.helloTimer);
     this.connected = true;
     this.failures = 0;
     this.everOnline = true;
@@ -201,8 +206,18 @@ export class Client {
   }
 
   stopTimers() {
+    clearTimeout(this.helloTimer);
     clearInterval(this.pingTimer);
     clearTimeout(this.refreshTimer);
+  }
+
+  /**
+   * Give up on a socket the server stopped answering, without waiting for its closing handshake,
+   * which cannot finish on a half-open socket.
+   */
+  abandon(socket, reason) {
+    this.lost(socket, NO_ANSWER, reason); // first: closing may say "error" at once
+    socket.close(NO_ANSWER, reason);
   }
 
   dispatch(frame) {
@@ -309,10 +324,7 @@ export class Client {
       try {
         await this.request("ping");
       } catch (err) {
-        if (err.code !== "timeout" || this.socket !== socket) return;
-        // A closing handshake cannot finish on a half-open socket: do not wait for it.
-        socket.close(NO_PONG, "no pong");
-        this.lost(socket, NO_PONG, "no pong");
+        if (err.code === "timeout" && this.socket === socket) this.abandon(socket, "no pong");
       }
     }, this.options.pingInterval);
   }

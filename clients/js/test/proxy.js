@@ -1,6 +1,6 @@
 // A TCP proxy in front of the server that the tests break: it cuts every connection (the network
 // dropped, the server went away), freezes them (half-open: frames go nowhere, nobody is told),
-// and thaws them, or refuses new ones (the server is down).
+// and thaws them, refuses new ones (the server is down) or takes them and never answers.
 
 import net from "node:net";
 
@@ -16,6 +16,7 @@ export class Proxy {
     this.target = target;
     this.pairs = new Set();
     this.refusing = false;
+    this.silent = false;
     this.server = net.createServer((client) => this.accept(client));
   }
 
@@ -25,38 +26,40 @@ export class Proxy {
 
   accept(client) {
     if (this.refusing) return client.destroy();
-    const upstream = net.connect(Number(this.target.port), this.target.hostname);
+    // Silent: the connection is held, and what comes in goes nowhere.
+    const upstream = this.silent ? null : net.connect(Number(this.target.port), this.target.hostname);
     const pair = { client, upstream };
     this.pairs.add(pair);
     const end = () => {
       client.destroy();
-      upstream.destroy();
+      upstream?.destroy();
       this.pairs.delete(pair);
     };
-    for (const socket of [client, upstream]) socket.on("error", end).on("close", end);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    for (const socket of [client, upstream]) socket?.on("error", end).on("close", end);
+    if (upstream) this.pipe(pair);
   }
 
   cut() {
     for (const { client, upstream } of this.pairs) {
       client.destroy();
-      upstream.destroy();
+      upstream?.destroy();
     }
   }
 
   freeze() {
     for (const { client, upstream } of this.pairs) {
       client.unpipe(upstream);
-      upstream.unpipe(client);
+      upstream?.unpipe(client);
     }
   }
 
   thaw() {
-    for (const { client, upstream } of this.pairs) {
-      client.pipe(upstream);
-      upstream.pipe(client);
-    }
+    for (const pair of this.pairs) if (pair.upstream) this.pipe(pair);
+  }
+
+  pipe({ client, upstream }) {
+    client.pipe(upstream);
+    upstream.pipe(client);
   }
 
   close() {

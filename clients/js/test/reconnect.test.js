@@ -90,6 +90,19 @@ test("a half-open socket is found by the unanswered ping and replaced", async (t
   assert.equal(typeof (await a.request("ping")).t, "number");
 });
 
+test("an upgrade nobody answers is given up on, and the next socket gets in", async (t) => {
+  const proxy = await Proxy.start(t, SERVER);
+  const a = clientOf(t, await user("张三"), { url: proxy.url, requestTimeout: 300, ...FAST });
+  await a.connect();
+  proxy.silent = true; // the connection is taken, and the upgrade never answered
+  proxy.cut();
+  assert.deepEqual(await next(a, "disconnected", { where: (d) => d.code !== 1006 }),
+    { code: 4000, reason: "no hello" });
+  proxy.silent = false;
+  await next(a, "reconnected");
+  assert.equal(typeof (await a.request("ping")).t, "number");
+});
+
 test("a socket refused before it opened asks for a fresh token next time", async (t) => {
   const alice = await user("张三");
   const proxy = await Proxy.start(t, SERVER);
