@@ -1,8 +1,9 @@
-// One connection to rtserver (PROTOCOL.md) that stays up: requests matched to replies by id,
+// One connection to rtserver (PROTOCOL.md) that stays up: requests (requests.js) and their replies,
 // events to listeners, reconnection with backoff, and its token renewed before it runs out.
 
 import { chooseCodec } from "./codec.js";
 import { RequestError, SignInError } from "./errors.js";
+import { Requests } from "./requests.js";
 import { clockSkew, tokenExp } from "./token.js";
 
 const DEFAULTS = {
@@ -49,10 +50,7 @@ export class Client {
       throw new Error("no WebSocket here: pass one (Node 20: --experimental-websocket, or the ws package)");
     }
     this.codec = null;
-    this.nextId = 1;
-    this.pending = new Map();
-    this.inFlight = 0;
-    this.waiting = []; // resolvers of requests waiting for their turn
+    this.requests = new Requests(this.options.maxInFlight);
     this.listeners = new Map();
     this.socket = null;
     this.opened = false; // the current socket got past the upgrade
@@ -114,7 +112,7 @@ export class Client {
     if (this.socket) this.socket.close(1000, "bye");
     this.socket = null;
     this.connected = false;
-    this.failAll("closed");
+    this.requests.failAll("closed");
     this.signInDone?.reject(new SignInError("closed before signing in"));
     this.signedIn = null;
     this.emit("status", "closed");
@@ -186,7 +184,7 @@ export class Client {
     this.socket = null;
     this.connected = false;
     this.stopTimers();
-    this.failAll("disconnected");
+    this.requests.failAll("disconnected");
     if (this.stopped) return;
     this.emit("disconnected", { code, reason });
     if (!this.opened && !this.everOnline && this.failures >= 2) {
@@ -221,15 +219,7 @@ export class Client {
   }
 
   dispatch(frame) {
-    const waiting = frame.re !== undefined && this.pending.get(frame.re);
-    if (waiting) {
-      this.pending.delete(frame.re);
-      clearTimeout(waiting.timer);
-      if (frame.ok) waiting.resolve(frame);
-      else waiting.reject(new RequestError(waiting.op, frame.code, frame.message, frame));
-    } else if (frame.ev) {
-      this.emit(frame.ev, frame);
-    }
+    if (!this.requests.answer(frame) && frame.ev) this.emit(frame.ev, frame);
   }
 
   /**
@@ -240,7 +230,7 @@ export class Client {
   async request(op, args = {}, { timeout = this.options.requestTimeout } = {}) {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.inTurn(() => this.requestOnce(op, args, timeout));
+        return await this.requests.send(op, args, timeout, (frame) => this.transmit(op, frame));
       } catch (err) {
         if (err.code !== "rate_limited" || attempt > this.options.rateLimitRetries) throw err;
       }
@@ -248,37 +238,10 @@ export class Client {
     }
   }
 
-  async inTurn(send) {
-    while (this.inFlight >= this.options.maxInFlight) await new Promise((go) => this.waiting.push(go));
-    this.inFlight++;
-    try {
-      return await send();
-    } finally {
-      this.inFlight--;
-      this.waiting.shift()?.();
-    }
-  }
-
-  requestOnce(op, args, timeout) {
-    if (!this.connected) return Promise.reject(new RequestError(op, "disconnected", "not connected"));
-    const id = this.nextId++;
-    const data = this.codec.encode({ ...args, op, id });
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new RequestError(op, "timeout", `no reply in ${timeout} ms`));
-      }, timeout);
-      this.pending.set(id, { op, resolve, reject, timer });
-      this.socket.send(data);
-    });
-  }
-
-  failAll(code) {
-    for (const { op, reject, timer } of this.pending.values()) {
-      clearTimeout(timer);
-      reject(new RequestError(op, "disconnected", `the socket ${code} before the reply came`));
-    }
-    this.pending.clear();
+  /** Put a request on the socket, when there is one that has said hello. */
+  transmit(op, frame) {
+    if (!this.connected) throw new RequestError(op, "disconnected", "not connected");
+    this.socket.send(this.codec.encode(frame));
   }
 
   /** Renew the socket's token shortly before `exp` (the server's clock), so it is never closed. */
