@@ -4,6 +4,7 @@
 import { chooseCodec } from "./codec.js";
 import { RequestError, SignInError } from "./errors.js";
 import { Requests } from "./requests.js";
+import { renewWait, retryWait } from "./timing.js";
 import { clockSkew, tokenExp } from "./token.js";
 
 const DEFAULTS = {
@@ -194,13 +195,13 @@ export class Client {
     this.retryLater(!this.opened || code === TOKEN_EXPIRED);
   }
 
-  /** Open a socket again after a wait that doubles with each failure, spread by ±25%. */
+  /** Open a socket again after a wait that doubles with each failure (timing.js). */
   retryLater(freshToken) {
     this.failures += 1;
     this.emit("status", "offline");
     const { backoffFirst, backoffMax } = this.options;
-    const wait = Math.min(backoffMax, backoffFirst * 2 ** (this.failures - 1));
-    this.retryTimer = setTimeout(() => this.open(freshToken), wait * (0.75 + Math.random() / 2));
+    this.retryTimer = setTimeout(() => this.open(freshToken),
+      retryWait(this.failures, backoffFirst, backoffMax));
   }
 
   stopTimers() {
@@ -248,8 +249,7 @@ export class Client {
   planRefresh(exp) {
     clearTimeout(this.refreshTimer);
     if (!exp) return;
-    const left = exp - (Date.now() / 1000 + this.clockSkew);
-    const wait = 1000 * (left - Math.min(this.options.refreshLead, left / 5));
+    const wait = renewWait(exp, this.clockSkew, this.options.refreshLead);
     this.refreshTimer = setTimeout(() => (wait > MAX_TIMER_MS ? this.planRefresh(exp) : this.renew()),
       Math.min(wait, MAX_TIMER_MS));
   }
