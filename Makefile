@@ -16,10 +16,12 @@ $(VENV)/.installed: setup.py
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
-# The browser client's one library (@msgpack/msgpack), served from node_modules/ by the app.
-# npm writes node_modules/.package-lock.json; touching it keeps it newer than package.json.
-# Without npm the client still works over rp.v1.json, so that is a warning, not a failure.
-node_modules/.package-lock.json: package.json
+# The browser client's one library (@msgpack/msgpack), served from node_modules/ by the app, and
+# the JS client package (clients/js, an npm workspace of package.json: its dependencies land in
+# the same node_modules/). npm writes node_modules/.package-lock.json; touching it keeps it newer
+# than the package files. Without npm the page still works over rp.v1.json, so that is a warning,
+# not a failure (tests/test_js_client.py skips then and says why).
+node_modules/.package-lock.json: package.json package-lock.json clients/js/package.json
 	@if command -v npm >/dev/null; then npm install --no-audit --no-fund && touch $@; \
 	else echo "install: no npm; the browser client will speak rp.v1.json" >&2; fi
 

@@ -13,8 +13,10 @@ from rtserver.sparing_log import OncePerSecond
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 STATIC = ROOT / "static"
 ASYNCAPI = ROOT / "docs" / "asyncapi.yaml"  # the socket protocol, served as /asyncapi.json
-# The client's msgpack library, served straight from npm's install (`make install`), never copied.
-MSGPACK_JS = ROOT / "node_modules" / "@msgpack" / "msgpack" / "dist.umd"
+# What the page imports (its import map names both), served straight from where they are, never
+# copied: the JS client package's modules, and msgpack's ES modules from npm's install.
+CLIENT_JS = ROOT / "clients" / "js" / "src"
+MSGPACK_JS = ROOT / "node_modules" / "@msgpack" / "msgpack" / "dist.esm"
 WEBSOCKET_PING_INTERVAL = 25  # seconds; below the usual 30–60 s idle cut-off of proxies and NATs
 access_log = logging.getLogger("tornado.access")
 
@@ -23,7 +25,8 @@ def make_app(ctx: Context) -> tornado.web.Application:
     routes = (socket.default_handlers + admin.default_handlers + health.default_handlers
               + dev.default_handlers + pay.default_handlers + openapi.default_handlers
               + asyncapi.handlers_for(ASYNCAPI)
-              + [(r"/vendor/msgpack/(.*)", StaticFiles, {"path": str(MSGPACK_JS)}),
+              + [(r"/vendor/rtserver-client/(.*)", StaticFiles, {"path": str(CLIENT_JS)}),
+                 (r"/vendor/msgpack/(.*)", StaticFiles, {"path": str(MSGPACK_JS)}),
                  (r"/(.*)", StaticFiles,
                   {"path": str(STATIC), "default_filename": "index.html"})])
     return tornado.web.Application(

@@ -1,6 +1,7 @@
 // The chat page: sign-in, the chat list, a room's message stream; wires the socket to the screens.
 
-import { Connection } from "./conn.js";
+import { Client } from "@rtserver/client";
+
 import { avatar, clear, h, shortTime, toast } from "./dom.js";
 import { openLedger } from "./ledger.js";
 import { limitsOf } from "./money.js";
@@ -9,7 +10,7 @@ import { closeDetail, ensureKnown, listen as listenToPackets, packetBubble } fro
 import { openPinSettings } from "./pin.js";
 import { openSendForm } from "./sendform.js";
 import {
-  app, groupKey, knowPacket, learnName, nameOf, newRoom, onChange, refusal, roomOfMessage,
+  app, ask, groupKey, knowPacket, learnName, nameOf, newRoom, onChange, refusal, roomOfMessage,
   show, userKey,
 } from "./state.js";
 
@@ -76,9 +77,12 @@ async function onTokenInUrl() {
   history.replaceState(null, "", location.pathname);
   if (tokenArrived) return tokenArrived(token);
   if (app.conn) {
-    const reply = await app.conn.refreshWith(token);
-    if (reply.ok) return sessionStorage.setItem(TOKEN, token);
-    if (reply.code !== "forbidden") return; // a token the server refuses changes nothing
+    try {
+      await app.conn.refresh(token);
+      return sessionStorage.setItem(TOKEN, token);
+    } catch (err) {
+      if (err.code !== "forbidden") return; // a token the server refuses changes nothing
+    }
   }
   sessionStorage.setItem(TOKEN, token);
   sessionStorage.removeItem(DEV_USER);
@@ -175,26 +179,26 @@ function signOut() {
 
 function start() {
   // A new token comes from where the first one did: /dev/token, or the chat app.
-  const conn = new Connection(async (fresh) => {
-    const devUser = Number(sessionStorage.getItem(DEV_USER));
-    if (fresh) sessionStorage.setItem(TOKEN, devUser ? await devToken(devUser) : await askChatApp());
-    return sessionStorage.getItem(TOKEN);
+  const conn = new Client({
+    getToken: async (fresh) => {
+      const devUser = Number(sessionStorage.getItem(DEV_USER));
+      if (fresh) sessionStorage.setItem(TOKEN, devUser ? await devToken(devUser) : await askChatApp());
+      return sessionStorage.getItem(TOKEN);
+    },
   });
   app.conn = conn;
-  $("protocol").textContent = conn.protocol;
   conn.on("status", showStatus);
-  conn.on("signin_failed", (text) => {
-    conn.stop();
-    sessionStorage.removeItem(TOKEN);
-    signInError(text);
-  });
   conn.on("hello", onHello);
   conn.on("message", (ev) => receive(ev.message, true));
   conn.on("wallet", setBalance);
   conn.on("resync", catchUp);
   listenToPackets(conn);
   show("chats");
-  conn.start();
+  conn.connect().catch((err) => {
+    // Never signed in: getToken failed (its words say why) or every socket was refused.
+    sessionStorage.removeItem(TOKEN);
+    signInError(err.cause ? err.cause.message || String(err.cause) : "登录失败：用户不存在、令牌无效或服务器不可用");
+  });
 }
 
 const STATUS_WORDS = { connecting: "连接中…", reconnecting: "正在重新连接…", offline: "网络已断开，正在重连…" };
@@ -202,7 +206,7 @@ const STATUS_WORDS = { connecting: "连接中…", reconnecting: "正在重新�
 function showStatus(status) {
   const bar = $("status");
   bar.textContent = STATUS_WORDS[status] || "";
-  bar.hidden = status === "online";
+  bar.hidden = !STATUS_WORDS[status]; // online, or closed (signed out, or never signed in)
   document.body.dataset.conn = status;
 }
 
@@ -210,6 +214,7 @@ async function onHello(hello) {
   const first = app.me === null;
   app.me = hello.user;
   app.clockSkew = app.conn.clockSkew;
+  $("protocol").textContent = app.conn.protocol;
   learnName(hello.user);
   app.groups = hello.groups;
   app.hasPin = hello.has_pin;
@@ -236,7 +241,7 @@ async function onHello(hello) {
 
 /** The server lost some events meant for us (its Redis went away): fetch what they said. */
 async function catchUp() {
-  const wallet = await app.conn.request("wallet.get", {});
+  const wallet = await ask("wallet.get", {});
   if (wallet.ok) setBalance(wallet);
   await Promise.all([...app.rooms.values()].map((room) => loadLatest(room, true)));
   if (app.current) renderStream();
@@ -315,7 +320,7 @@ function lastTime(room) {
 
 /** Fetch a room's newest messages and merge them in; with `countUnread`, count what is new. */
 async function loadLatest(room, countUnread) {
-  const reply = await app.conn.request("chat.history",
+  const reply = await ask("chat.history",
     { to_type: room.type, to_id: room.id, limit: HISTORY_PAGE });
   if (!reply.ok) return;
   const known = new Set(room.messages.map((m) => m.id));
@@ -339,7 +344,7 @@ async function loadLatest(room, countUnread) {
 async function loadOlder() {
   const room = app.rooms.get(app.current);
   if (!room || !room.messages.length) return;
-  const reply = await app.conn.request("chat.history",
+  const reply = await ask("chat.history",
     { to_type: room.type, to_id: room.id, before: room.messages[0].id, limit: HISTORY_PAGE });
   if (!reply.ok) return toast(refusal(reply));
   reply.messages.forEach(learn);
@@ -456,7 +461,7 @@ async function sendText(e) {
   const text = input.value.trim();
   if (!text) return;
   const room = app.rooms.get(app.current);
-  const reply = await app.conn.request("chat.send", { to_type: room.type, to_id: room.id, text });
+  const reply = await ask("chat.send", { to_type: room.type, to_id: room.id, text });
   if (!reply.ok) return toast(refusal(reply));
   input.value = "";
   receive(reply.message, false);

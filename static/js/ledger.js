@@ -3,7 +3,7 @@
 
 import { clear, h, shortTime } from "./dom.js";
 import { showDetail } from "./packets.js";
-import { app, refusal, show } from "./state.js";
+import { app, ask, refusal, show } from "./state.js";
 
 const PAGE = 20;
 const NEAR_END = 80; // pixels from the bottom of the list at which the next page is fetched
@@ -24,7 +24,7 @@ export function openLedger() {
 
 async function loadPage(opening, before) {
   loading = true;
-  const reply = await app.conn.request("wallet.ledger", before ? { limit: PAGE, before } : { limit: PAGE });
+  const reply = await ask("wallet.ledger", before ? { limit: PAGE, before } : { limit: PAGE });
   if (opening !== shown) return; // the page was opened again meanwhile
   loading = false;
   const list = document.getElementById("ledger-list");

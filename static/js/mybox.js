@@ -3,7 +3,7 @@
 import { avatar, clear, h, shortTime } from "./dom.js";
 import { showDetail } from "./packets.js";
 import { PacketType, PayStatus } from "./protocol.js";
-import { app, knowPacket, refusal, show } from "./state.js";
+import { app, ask, knowPacket, refusal, show } from "./state.js";
 
 const YEARS_SHOWN = 5;
 const PAGE = 20;
@@ -23,7 +23,7 @@ function setBox(name) {
 async function load() {
   const page = document.getElementById("mybox");
   const body = clear(page.querySelector(".mybox-body"));
-  const reply = await app.conn.request("packet.list", { box, year, limit: PAGE });
+  const reply = await ask("packet.list", { box, year, limit: PAGE });
   if (!reply.ok) {
     body.append(h("p.detail-error", refusal(reply)));
     return;
@@ -65,7 +65,7 @@ function appendItems(list, reply) {
       on: {
         click: async () => {
           more.remove();
-          const page = await app.conn.request("packet.list", { box, year, limit: PAGE, before: reply.next });
+          const page = await ask("packet.list", { box, year, limit: PAGE, before: reply.next });
           if (page.ok) appendItems(list, page);
         },
       },

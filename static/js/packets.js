@@ -3,7 +3,7 @@
 
 import { avatar, clear, clockTime, duration, h, toast } from "./dom.js";
 import { PacketType, PayStatus } from "./protocol.js";
-import { app, changed, knowPacket, learnName, refusal, serverNow, show } from "./state.js";
+import { app, ask, changed, knowPacket, learnName, refusal, serverNow, show } from "./state.js";
 
 
 // ---- What a packet looks like to this user ----
@@ -90,7 +90,7 @@ export function ensureKnown(rpId) {
 }
 
 async function fetchDetail(rpId) {
-  const reply = await app.conn.request("packet.detail", { rp_id: rpId });
+  const reply = await ask("packet.detail", { rp_id: rpId });
   if (!reply.ok) return app.packets.get(rpId);
   learnDetail(reply);
   return app.packets.get(rpId);
@@ -164,7 +164,7 @@ async function grab(rpId, card, password) {
   const button = card.querySelector(".open-btn");
   button.classList.add("spinning");
   button.disabled = true;
-  const reply = await app.conn.request("packet.grab", password ? { rp_id: rpId, password } : { rp_id: rpId });
+  const reply = await ask("packet.grab", password ? { rp_id: rpId, password } : { rp_id: rpId });
   if (reply.ok && (reply.result === "ok" || reply.result === "already")) {
     knowPacket(app.packets.get(rpId).summary,
       { money: reply.money, into_account: reply.into_account, is_good: false });
@@ -195,7 +195,7 @@ export async function showDetail(rpId) {
   const body = page.querySelector(".detail-body");
   if (app.page !== "detail") app.detailBack = app.page;
   show("detail");
-  const reply = await app.conn.request("packet.detail", { rp_id: rpId });
+  const reply = await ask("packet.detail", { rp_id: rpId });
   if (shownRp !== rpId) return;
   if (!reply.ok) {
     clear(body).append(h("p.detail-error", refusal(reply)));

@@ -2,7 +2,7 @@
 // the balance with it, and setting or changing it from the 我 card of the chat list.
 
 import { clear, h, toast } from "./dom.js";
-import { app, refusal } from "./state.js";
+import { app, ask, refusal } from "./state.js";
 
 const LENGTH = 6;
 const KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "", "0", "⌫"];
@@ -72,7 +72,7 @@ class PinPad {
  * first where the server requires it). Resolves with the server's reply, or a `cancelled` one.
  */
 export async function payFromBalance(created) {
-  const pay = (pin) => app.conn.request("packet.pay", pin ? { rp_id: created.rp_id, pin } : { rp_id: created.rp_id });
+  const pay = (pin) => ask("packet.pay", pin ? { rp_id: created.rp_id, pin } : { rp_id: created.rp_id });
   const reply = app.hasPin ? { code: "pin_required", has_pin: true } : await pay(null);
   if (reply.code !== "pin_required") return reply;
   const pad = new PinPad(h("div.pin-for", "微信红包"), h("div.pin-amount", `¥${created.total}`));
@@ -80,7 +80,7 @@ export async function payFromBalance(created) {
     if (!reply.has_pin) {
       const pin = await choosePin(pad, "请先设置支付密码");
       if (pin === null) return CANCELLED;
-      const set = await app.conn.request("wallet.set_pin", { pin });
+      const set = await ask("wallet.set_pin", { pin });
       if (!set.ok) return set;
       app.hasPin = true;
       return await pay(pin);
@@ -107,7 +107,7 @@ export async function openPinSettings() {
       if (oldPin === null) return;
       const pin = await choosePin(pad, app.hasPin ? "请设置新的支付密码" : "设置支付密码");
       if (pin === null) return;
-      const reply = await app.conn.request("wallet.set_pin", oldPin ? { pin, old_pin: oldPin } : { pin });
+      const reply = await ask("wallet.set_pin", oldPin ? { pin, old_pin: oldPin } : { pin });
       if (reply.ok) {
         toast(app.hasPin ? "支付密码已修改" : "支付密码设置成功");
         app.hasPin = true;

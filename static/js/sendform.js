@@ -7,7 +7,7 @@ import { checkPacket, DEFAULT_INTRO, formatFen, MAX_PASSWORD, parseFen } from ".
 import { watchSettlement } from "./packets.js";
 import { payFromBalance } from "./pin.js";
 import { PacketType, PayStatus } from "./protocol.js";
-import { app, newClientKey, refusal, show } from "./state.js";
+import { app, ask, newClientKey, refusal, show } from "./state.js";
 
 let form = null;  // {room, type, clientKey, members (专属红包: the group's others, once known)}
 
@@ -88,7 +88,7 @@ function switchType(type) {
 
 /** The picker's people: the group's members but me, from group.members. */
 async function loadMembers(shown) {
-  const reply = await app.conn.request("group.members", { group_id: shown.room.id });
+  const reply = await ask("group.members", { group_id: shown.room.id });
   if (form !== shown) return;  // the form was closed or opened again meanwhile
   if (!reply.ok) return showError(refusal(reply));
   form.members = reply.members.filter((m) => m.id !== app.me.id);
@@ -141,7 +141,7 @@ async function send() {
   const password = value("rp-password").trim();
   if (password) args.password = password;
   try {
-    const created = await app.conn.request("packet.create", args);
+    const created = await ask("packet.create", args);
     if (!created.ok) return showError(refusal(created));
     const paid = payType === "sandbox" ? await paySandbox(created) : await payFromBalance(created);
     if (paid.code === "cancelled") return;  // the pad closed: the form stays, the packet unpaid
@@ -169,7 +169,7 @@ async function paySandbox(created) {
   } catch (err) {
     return { ok: false, code: "unavailable", message: String(err) };
   }
-  const synced = await app.conn.request("packet.sync_paid", { rp_id: created.rp_id, result });
+  const synced = await ask("packet.sync_paid", { rp_id: created.rp_id, result });
   if (synced.ok && synced.pay_status === PayStatus.AWAITING_SETTLEMENT) watchSettlement(created.rp_id);
   return synced;
 }

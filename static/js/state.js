@@ -1,9 +1,10 @@
 // What the page knows: who is signed in, the rooms and their messages, the packets seen, and
 // the page on screen. One object, shared by the modules; the server is the truth, this a copy.
 
+import { RequestError } from "@rtserver/client";
+
 import { beijingTime } from "./dom.js";
 import { PacketType } from "./protocol.js";
-
 
 export const app = {
   conn: null,
@@ -89,6 +90,19 @@ export function show(page) {
   changed("page", page);
 }
 
+/**
+ * Send a request and get its answer as a frame, a refusal as well (`ok: false` and its `code`,
+ * what `refusal` reads): the screens show either without a path of their own for each.
+ */
+export async function ask(op, args = {}) {
+  try {
+    return await app.conn.request(op, args);
+  } catch (err) {
+    if (!(err instanceof RequestError)) throw err;
+    return err.reply ?? { ok: false, code: err.code };
+  }
+}
+
 /** A key that makes a retried packet.create return the packet made the first time. */
 export function newClientKey() {
   if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -107,6 +121,8 @@ const CODE_WORDS = {
   not_paid: "该红包尚未支付",
   rate_limited: "操作太频繁，请稍后再试",
   unavailable: "网络或服务暂不可用，请稍后再试",
+  timeout: "请求超时，请稍后再试",       // the client's own: no answer in time
+  disconnected: "网络已断开，请稍后再试", // the client's own: not connected, or the socket dropped
   unauthorized: "登录已失效",
   internal: "服务器出错了",
   pin_required: "请输入支付密码",

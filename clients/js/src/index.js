@@ -1,0 +1,5 @@
+// @rtserver/client: a client of rtserver's socket protocol (PROTOCOL.md) for pages and Node.
+
+export { Client } from "./client.js";
+export { JSON_PROTOCOL, MSGPACK } from "./codec.js";
+export { RequestError, SignInError } from "./errors.js";
