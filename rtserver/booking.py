@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from rtserver import notices, views
 from rtserver.batching import Batcher, Closed
 from rtserver.context import Context
-from rtserver.errors import OutcomeUnknown
+from rtserver.errors import InvalidAmount, OutcomeUnknown
 from rtserver.hub import user_room
 from rtserver.money import format_fen
 from rtserver.slots import Packet
 from rtserver.uow import UnitOfWork, retrying
 from rtserver.wallet import wallet_event
 from storage import chat, grabs, packets, people, slots
-from storage.db import is_duplicate
+from storage.db import is_duplicate, is_out_of_range
 from storage.errors import is_deadlock, is_dependency_down
 from storage.wallets import Balance
 
@@ -104,6 +104,9 @@ async def book_alone(ctx: Context, claim: Claim) -> dict | None:
     except Conflict:  # a racing request of this user won it, or someone else did
         return await share_outcome(ctx, claim.rp_id, claim.user_id, claim.seq)
     except Exception as exc:
+        if is_out_of_range(exc):  # the grabber's wallet holds all it can: nothing was booked,
+            # and the share is left for the expiry refund
+            raise InvalidAmount("your wallet cannot hold this share") from None
         if not is_duplicate(exc):
             raise
         return await keep_held_share(ctx, claim.rp_id, claim.user_id, claim.seq)

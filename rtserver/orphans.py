@@ -4,6 +4,7 @@ import logging
 import time
 
 from rtserver.context import Context
+from rtserver.errors import InvalidAmount
 from rtserver.slots import Packet, load_slots
 from storage import packets, slots
 from storage.errors import is_refused
@@ -39,7 +40,7 @@ async def _book(ctx: Context, packet: Packet, user_id: int, seq: int, last: bool
     try:
         answer = await ctx.booker.book(packet, user_id, seq, last)
     except Exception as exc:
-        if not is_refused(exc):
+        if not (is_refused(exc) or isinstance(exc, InvalidAmount)):
             raise
         # Every sweep meets it again until the expiry refund: a line each time, not a trace.
         log.warning("orphaned grab of packet %s slot %s not booked: %s", packet.id, seq, exc)

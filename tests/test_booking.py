@@ -94,7 +94,7 @@ async def test_a_wallet_too_full_for_its_share_costs_the_other_grabbers_nothing(
     assert await admin.deposit(whale, "9999999989.99") == "9999999999.99"  # all it can hold
     rp_id = await create_and_pay(clients[0], type=2, for_id=gid, number=5, amount="1.00")
     replies = await asyncio.gather(*(c.request("packet.grab", rp_id=rp_id) for c in clients[1:]))
-    assert replies[0]["ok"] is False
+    assert (replies[0]["ok"], replies[0]["code"]) == (False, "invalid_amount")
     assert [(r.get("result"), r.get("money")) for r in replies[1:]] == [("ok", "1.00")] * 4
     for client in clients[2:]:
         assert (await client.request("wallet.get"))["balance"] == "11.00"
