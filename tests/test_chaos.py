@@ -1,7 +1,8 @@
 """A short `make chaos`: compound faults under load, and not one broken guarantee.
 
-The soak starts its own MariaDB, Redis, nodes and jobs runner (bench/chaos/world.py), so this
-test needs nothing of the suite's fixtures. Its checker only counts what is wrong whatever the
+The soak starts its own MariaDB, Redis, nodes and jobs runner, and the receiver of their
+outbound events, down, failing and hanging in turn (bench/chaos/world.py), so this test needs
+nothing of the suite's fixtures. Its checker only counts what is wrong whatever the
 timing (an answer contradicted by the final state, money out of place), so a failure here is a
 real violation: the message names each kind with its first example.
 """
@@ -30,6 +31,9 @@ def test_a_short_soak_under_every_kind_of_fault_breaks_no_guarantee():
     summary = json.loads(lines[-1])
     assert all(summary["faults"].values()), summary["faults"]
     assert summary["acknowledged_grabs"] > 0
+    assert set(summary["events"]["by_type"]) == {
+        "packet.sent", "packet.grabbed", "packet.finished", "packet.refunded", "packet.voided",
+        "packet.settled"}, summary["events"]
     report = json.loads(Path(summary["report"]).read_text())
     found = "\n".join(f"{kind} ×{seen['count']}: first {json.dumps(seen['first'], default=str)}"
                       for kind, seen in report["violations_by_kind"].items())

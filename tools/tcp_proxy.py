@@ -1,7 +1,8 @@
 """A TCP proxy that can cut a link and bring it back, for the recovery tests and `make chaos`."""
 import asyncio
 import socket
-import threading
+
+from tools.loop_thread import LoopThread
 
 
 def free_port() -> int:
@@ -25,29 +26,22 @@ class TcpProxy:
         self.delay = 0.0
         self._server: asyncio.Server | None = None
         self._transports: set[asyncio.Transport] = set()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
+        self._thread = LoopThread()
 
     @property
     def listening(self) -> bool:
         return self._server is not None
 
     def open(self) -> None:
-        self._call(self._open())
+        self._thread.call(self._open())
 
     def close(self) -> None:
-        self._call(self._close())
+        self._thread.call(self._close())
 
     def stop(self) -> None:
         self.close()
-        self._call(self._end_pipes())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
-
-    def _call(self, coro):
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(5)
+        self._thread.call(self._end_pipes())
+        self._thread.end()
 
     async def _open(self) -> None:
         self._server = await asyncio.start_server(self._pipe, "127.0.0.1", self.port,

@@ -1,8 +1,9 @@
 """`python -m bench.chaos [--seconds 600] [--seed N]`: the fault soak (`make chaos`).
 
 Starts its own world, runs the workload under the seed's faults for --seconds, waits until
-every clock has run out with everything healthy, checks, writes the report and the picture, and
-prints the summary as its last line. Exits 1 when the checker found a violation.
+every clock has run out with everything healthy and every outbound event is delivered,
+checks, writes the report and the picture, and prints the summary as its last line. Exits 1
+when the checker found a violation.
 """
 import argparse
 import asyncio
@@ -14,13 +15,14 @@ from pathlib import Path
 
 import uvloop
 
-from bench.chaos import checker, facts, faults, report
+from bench.chaos import checker, deliveries, facts, faults, report
 from bench.chaos.history import History
 from bench.chaos.http import Http
 from bench.chaos.people import People
 from bench.chaos.workload import Workload
 from bench.chaos.world import JOB_INTERVAL, PACKET_TTL, PAYMENT_TIMEOUT, World
 from rtserver.settlement import UNSETTLED_GRACE
+from storage.schema import EventState
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 QUIET_TAIL = 10.0  # seconds at the end of the run with grabs and faults but no new packets
@@ -29,6 +31,9 @@ PENDING_WAIT = 60.0  # seconds the workload's last flows (late notifications) ma
 # just after its notification) is queued again by the sweep UNSETTLED_GRACE after its grab.
 SETTLE_WAIT = PACKET_TTL + PAYMENT_TIMEOUT + UNSETTLED_GRACE + 5 * JOB_INTERVAL + 5
 CONNECT_WAIT = 20.0
+# The receiver's outages are chosen short enough that the senders' backoff (4 s doubling)
+# brings every event within this, counted once the packets' clocks have run out.
+DRAIN_WAIT = 120.0
 
 
 def parse(argv) -> argparse.Namespace:
@@ -71,6 +76,13 @@ def settled(world: World) -> bool:
         return cur.fetchone()["n"] == 0
 
 
+def drained(world: World) -> bool:
+    """No outbound event is waiting to be delivered (or tried again)."""
+    with world.connect_mysql() as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT COUNT(*) AS n FROM outbound_events WHERE state = {EventState.PENDING}")
+        return cur.fetchone()["n"] == 0
+
+
 async def soak(args, world: World, history: History) -> tuple[list, list, dict]:
     http = Http(history, [world.node_url(i) for i in range(2)])
     people = People(args.seed, history, http, [u.replace("http", "ws") for u in http.node_urls],
@@ -97,14 +109,19 @@ async def soak(args, world: World, history: History) -> tuple[list, list, dict]:
     await workload.final_taps()
     await asyncio.sleep(3 * JOB_INTERVAL)  # what the last taps moved reaches every socket
     balances_at = history.now()
+    events_drained = await until(lambda: asyncio.to_thread(drained, world), DRAIN_WAIT, step=1.0)
     with world.connect_mysql() as conn:
         found = facts.read(conn)
     audit = await asyncio.to_thread(world.cli, "audit")
     violations = checker.check(history, found, (audit.returncode, audit.stdout + audit.stderr),
                                quiet_from, balances_at)
+    violations += deliveries.check(list(world.receiver.deliveries), world.receiver.forged, found,
+                                   history.of("packet.grab"))
     await people.stop(keepers)
     http.close()
-    return schedule, violations, {"settled": done, "audit": audit.stdout.strip().splitlines(),
+    return schedule, violations, {"settled": done, "events_drained": events_drained,
+                                  "events": world.receiver.summary(),
+                                  "audit": audit.stdout.strip().splitlines(),
                                   "log_lines": world.log_lines()}
 
 
@@ -135,7 +152,7 @@ def main(argv=None) -> int:
     for kind, seen in full["violations_by_kind"].items():
         say(f"VIOLATION {kind} ×{seen['count']}: first {json.dumps(seen['first'], default=str)}")
     print(json.dumps({key: full[key] for key in (
-        "seed", "seconds", "operations", "acknowledged_grabs", "faults", "violations")} | {
+        "seed", "seconds", "operations", "acknowledged_grabs", "faults", "events", "violations")} | {
         "report": str(json_path), "picture": str(png_path) if drawn else None}, default=str), flush=True)
     return 1 if violations else 0
 

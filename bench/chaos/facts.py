@@ -1,5 +1,6 @@
 """What MariaDB holds at the end of a run, read once for the checker (amounts in fen)."""
 from storage.db import to_fen
+from storage.schema import EventState
 
 
 def read(conn) -> dict:
@@ -9,11 +10,12 @@ def read(conn) -> dict:
             return list(cur.fetchall())
 
         packets = {p["id"]: p for p in rows(
-            "SELECT id, type, number, total_money, pay_status, pay_type, finish_time,"
-            " is_cli_handle, return_money, expire_time FROM red_packet")}
-        shares = rows("SELECT id, rp_id, seq, user_id, money, is_into_account, is_refunded"
-                      " FROM red_packet_log")
-        grab_rows = rows("SELECT ref, user_id, amount FROM wallet_ledger WHERE kind = 'grab'")
+            "SELECT id, type, number, total_money, pay_status, pay_type, pay_time, finish_time,"
+            " expend_time, is_cli_handle, return_money, expire_time FROM red_packet")}
+        shares = rows("SELECT id, rp_id, seq, user_id, money, is_into_account, is_refunded,"
+                      " update_time FROM red_packet_log")
+        grab_rows = rows("SELECT ref, user_id, amount, add_time FROM wallet_ledger"
+                         " WHERE kind = 'grab'")
         deposits = rows("SELECT ref, user_id, amount FROM wallet_ledger WHERE kind = 'deposit'")
         withdrawals = rows("SELECT ref, user_id, amount FROM wallet_ledger"
                            " WHERE kind = 'withdraw'")
@@ -23,6 +25,7 @@ def read(conn) -> dict:
         payments = rows("SELECT n.trade_no, n.out_trade_no, n.amount, o.rp_id"
                         " FROM payment_notifications n JOIN payment_orders o"
                         " ON o.out_trade_no = n.out_trade_no WHERE n.status = 'accepted'")
+        events = rows("SELECT id, type, rp_id, state, tries, last_error FROM outbound_events")
     for packet in packets.values():
         packet["total_money"] = to_fen(packet["total_money"])
         packet["return_money"] = to_fen(packet["return_money"])
@@ -42,4 +45,7 @@ def read(conn) -> dict:
         "wallets": {uid: to_fen(b) for uid, b in wallets.items()},
         "ledger_sums": {uid: to_fen(s) for uid, s in ledger.items()},
         "payments": [dict(p, amount=to_fen(p["amount"])) for p in payments],
+        # every outbound event kept (none is deleted within a run: a week must pass)
+        "outbound": [dict(e, id=str(e["id"]), state=EventState(e["state"]).wire_name)
+                     for e in events],
     }

@@ -10,7 +10,8 @@ from bench.chaos.history import History
 
 COLOURS = {"kill9": "#d62728", "sigterm": "#ff7f0e", "sigstop": "#bcbd22",
            "jobs_kill9": "#8c564b", "redis_restart": "#e377c2", "flushall": "#17becf",
-           "redis_cut": "#9467bd", "mysql_cut": "#1f77b4", "mysql_kill9": "#2ca02c"}
+           "redis_cut": "#9467bd", "mysql_cut": "#1f77b4", "mysql_kill9": "#2ca02c",
+           "events_down": "#7f7f7f", "events_503": "#aec7e8", "events_hang": "#c5b0d5"}
 
 
 def acknowledged(history: History) -> list:
@@ -88,7 +89,7 @@ def draw(path: Path, history: History, faults: list, title: str) -> bool:
                          alpha=0.25, linewidth=0,
                          label=f.kind if axis is top and f.kind not in shown else None)
         shown.add(f.kind)
-    top.legend(loc="upper left", ncol=9, fontsize=7, frameon=False, bbox_to_anchor=(0, 1.25))
+    top.legend(loc="upper left", ncol=len(COLOURS), fontsize=7, frameon=False, bbox_to_anchor=(0, 1.25))
     top.set_title(title, fontsize=9, loc="right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -1,5 +1,6 @@
 """The soak's own world: a private MariaDB and Redis on free ports, a TCP proxy in front of each,
-two `rtserver serve` nodes and one `rtserver jobs` runner, all under one directory.
+two `rtserver serve` nodes and one `rtserver jobs` runner, all under one directory, and the
+receiver of their outbound events (receiver.py).
 
 Nodes and the runner reach MariaDB and Redis through the proxies only, so that cutting a proxy
 cuts them off. Everything started here is killed by `close()`, whatever happened meanwhile.
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pymysql
 
+from bench.chaos.receiver import Receiver
 from tools import services
 from tools.child import Child
 from tools.tcp_proxy import TcpProxy, free_port
@@ -25,6 +27,7 @@ DATABASE = "rtserver"
 
 # Short clocks, so that expiry, voiding and settlement happen many times in one run.
 PACKET_TTL, PAYMENT_TIMEOUT, JOB_INTERVAL = 20, 10, 1
+EVENTS_TIMEOUT = 2  # seconds a POST of an event may take: a hanging receiver costs little
 
 
 class Died(RuntimeError):
@@ -102,6 +105,7 @@ class World:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.token_secret, self.admin_token = secrets.token_hex(16), secrets.token_hex(16)
         self.sandbox_secret = secrets.token_hex(16)
+        self.receiver = Receiver(secrets.token_hex(16))
         self.processes: list[Process] = []
         self.proxies: list[TcpProxy] = []
         self.nodes: list[Process] = []
@@ -116,6 +120,7 @@ class World:
         for proxy in self.proxies:
             proxy.open()
         self.cli("migrate", direct=True)
+        self.receiver.open()
         self.node_ports = [free_port(), free_port()]
         self.nodes = [self._start(self._node(i)) for i in range(len(self.node_ports))]
         self.jobs = self._start(Process("jobs", self._rtserver("jobs"), self._log("jobs"),
@@ -154,7 +159,9 @@ class World:
     def _rtserver(self, command: str, *args: str) -> list[str]:
         return [sys.executable, "-m", "server.cli", command, *args,
                 f"--packet-ttl={PACKET_TTL}", f"--payment-timeout={PAYMENT_TIMEOUT}",
-                f"--job-interval={JOB_INTERVAL}", f"--sandbox-secret={self.sandbox_secret}"]
+                f"--job-interval={JOB_INTERVAL}", f"--sandbox-secret={self.sandbox_secret}",
+                f"--events-url={self.receiver.url}", f"--events-secret={self.receiver.secret}",
+                f"--events-timeout={EVENTS_TIMEOUT}"]
 
     def _start(self, process: Process) -> Process:
         self.processes.append(process)
@@ -201,9 +208,11 @@ class World:
     # healing and ending
 
     def heal(self) -> list[str]:
-        """Bring back whatever a fault left down: every proxy open, every process running.
-        Returns what could not be brought back."""
+        """Bring back whatever a fault left down: every proxy open, every process running, the
+        receiver listening and answering. Returns what could not be brought back."""
         failed = []
+        self.receiver.open()
+        self.receiver.misbehave("ok")
         for proxy in self.proxies:
             if not proxy.listening:
                 proxy.open()
@@ -229,6 +238,10 @@ class World:
                 proxy.stop()
             except Exception:  # noqa: BLE001
                 pass
+        try:
+            self.receiver.stop()
+        except Exception:  # noqa: BLE001
+            pass
         self.processes, self.proxies = [], []
         # The logs stay for reading; the datadir (over 100 MB, nothing to learn) goes.
         shutil.rmtree(self.directory / "mariadb" / "data", ignore_errors=True)
