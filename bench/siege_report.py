@@ -1,6 +1,6 @@
 """Figures of `make siege` from what was recorded, judged against the targets; the table.
 
-The targets are PROTOCOL.md's "a node stays up for everyone" made into numbers. They are
+The targets are docs/protocol.md's "a node stays up for everyone" made into numbers. They are
 reported, never asserted: the same bench runs against servers with and without the defences.
 """
 import statistics

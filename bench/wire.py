@@ -1,4 +1,4 @@
-"""A lean PROTOCOL.md client for load generation: msgpack frames, replies matched by id.
+"""A lean docs/protocol.md client for load generation: msgpack frames, replies matched by id.
 
 The load generators share the machine with the server, so every cycle they spend on a frame is
 one the server does not get (real clients run on their own phones). This client is a plain

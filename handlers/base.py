@@ -15,7 +15,7 @@ log = logging.getLogger("rtserver.http")
 gen_log = logging.getLogger("tornado.general")
 app_log = logging.getLogger("tornado.application")
 
-MAX_BODY = 64 * 1024  # PROTOCOL.md: bigger HTTP bodies are refused with 413
+MAX_BODY = 64 * 1024  # docs/protocol.md: bigger HTTP bodies are refused with 413
 UNCAPPED = 1 << 62  # Tornado's body limit, lifted where BaseHandler enforces MAX_BODY itself
 BODY_METHODS = ("post", "put", "patch", "delete")
 

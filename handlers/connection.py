@@ -23,7 +23,7 @@ from storage.errors import is_dependency_down
 
 log = logging.getLogger("rtserver.socket")
 
-MAX_BAD_FRAMES = 10  # PROTOCOL.md: more bad frames than this close the connection
+MAX_BAD_FRAMES = 10  # docs/protocol.md: more bad frames than this close the connection
 MAX_PENDING_BYTES = 1 << 20  # a consumer that lets this much pile up unsent is cut off
 # A connection may be refused for its rate this many times before it is cut off (1008). One
 # refusal a second is forgiven, so a client that slows down when told is never cut off, while
@@ -31,7 +31,7 @@ MAX_PENDING_BYTES = 1 << 20  # a consumer that lets this much pile up unsent is 
 MAX_REFUSALS = 200
 REFUSALS_FORGIVEN_PER_SECOND = 1.0
 IN_FLIGHT = "too many requests being worked on at once; wait for answers"
-TOKEN_EXPIRED = 4001  # PROTOCOL.md's close code for a socket whose token's `exp` has passed
+TOKEN_EXPIRED = 4001  # docs/protocol.md's close code for a socket whose token's `exp` has passed
 # JSON's \ud800-\udfff escapes can make lone surrogates (see is_unicode): only frames with such
 # an escape pay for the full check.
 SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")

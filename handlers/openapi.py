@@ -1,4 +1,4 @@
-"""`GET /openapi.json`: every HTTP endpoint of PROTOCOL.md as an OpenAPI 3 document.
+"""`GET /openapi.json`: every HTTP endpoint of docs/protocol.md as an OpenAPI 3 document.
 
 The test suite runs schemathesis against the live server with this document, so what it says
 is what the handlers do: keep the two together.
@@ -48,7 +48,7 @@ def given(key: str, value) -> dict:
 
 
 def errors(*statuses: int) -> dict:
-    """The error answers: `{"code", "message"}` with a PROTOCOL.md failure code."""
+    """The error answers: `{"code", "message"}` with a docs/protocol.md failure code."""
     error = json_content({"$ref": "#/components/schemas/Error"})
     return {str(s): {"description": WHY[s], "content": error}
             for s in sorted(set(statuses + ALWAYS))}
@@ -230,7 +230,7 @@ def document() -> dict:
     return {
         "openapi": "3.0.3",
         "info": {"title": "rtserver", "version": "1",
-                 "description": "Red packets for chat apps: the HTTP side of PROTOCOL.md. The "
+                 "description": "Red packets for chat apps: the HTTP side of docs/protocol.md. The "
                                 "WebSocket `GET /ws?token=TOKEN` carries everything else."},
         "paths": {**admin_paths(), **webhook_paths(), **other_paths()},
         "components": {

@@ -8,7 +8,7 @@ from rtserver.errors import BadFrame
 MSGPACK = "rp.v1.msgpack"
 JSON = "rp.v1.json"
 SUBPROTOCOLS = (MSGPACK, JSON)
-MAX_REPLY = 256 * 1024  # PROTOCOL.md: no reply is larger, in bytes as sent
+MAX_REPLY = 256 * 1024  # docs/protocol.md: no reply is larger, in bytes as sent
 
 
 def size_at_most(frame: dict) -> int:

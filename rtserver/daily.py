@@ -1,7 +1,7 @@
 """Daily limits (每日限额): what one user may send in packets on one Beijing day, whatever the
 payment type (--daily-send-limit, --daily-send-count).
 
-PROTOCOL.md counts the packets paid that day but refuses at `packet.create`, before anything is
+docs/protocol.md counts the packets paid that day but refuses at `packet.create`, before anything is
 paid. Both hold because a packet is counted from its create on: `packet.create` adds it to the
 user's row for the day (daily_sends) in its own transaction, whose lock makes one user's creates
 count one after another however many sockets send them, and refuses it there when the day's

@@ -1,4 +1,4 @@
-"""Named failures, each carrying its PROTOCOL.md failure code.
+"""Named failures, each carrying its docs/protocol.md failure code.
 
 Use-cases raise these; the edges (the socket dispatcher, the HTTP base handler) turn them into
 the wire format in one place.
@@ -6,7 +6,7 @@ the wire format in one place.
 
 
 class RtError(Exception):
-    """A refusal the client can act on; `code` is a PROTOCOL.md failure code."""
+    """A refusal the client can act on; `code` is a docs/protocol.md failure code."""
 
     code = "internal"
     default_message = "internal error"

@@ -2,7 +2,7 @@
 
 Tornado's defaults let a peer that sends a request line a byte at a time keep its socket for an
 hour, and its accept loop logs a traceback on every turn once the process is out of file
-descriptors (PROTOCOL.md, "Hostile clients, round 2": headers within `--header-timeout`, bodies
+descriptors (docs/protocol.md, "Rates and bounds": headers within `--header-timeout`, bodies
 within 30 s, idle keep-alive connections closed after 60 s, running out of descriptors logged
 once a second at most).
 """

@@ -30,7 +30,7 @@ log = logging.getLogger("rtserver.outbound")
 
 TYPES = ("packet.sent", "packet.grabbed", "packet.finished", "packet.refunded", "packet.voided",
          "packet.settled")
-FIRST_RETRY_MS = 4_000  # PROTOCOL.md: the first retry within 5 s (jitter takes up to a quarter)
+FIRST_RETRY_MS = 4_000  # docs/protocol.md: the first retry within 5 s (jitter takes up to a quarter)
 MAX_RETRY_MS = 600_000  # then doubling, up to 10 minutes
 ROUND = 200  # events one node claims at a time
 SENDS_AT_ONCE = 32  # POSTs in flight from one node

@@ -16,7 +16,7 @@ from rtserver.pin_hash import hash_pin, pin_matches
 from rtserver.uow import UnitOfWork
 from storage import people, pins
 
-MAX_WRONG = 5  # PROTOCOL.md: five wrong in a row lock the PIN for --pin-lock seconds
+MAX_WRONG = 5  # docs/protocol.md: five wrong in a row lock the PIN for --pin-lock seconds
 # A PIN changed or removed while a try of it was being checked is tried again against what is
 # there now; one that keeps changing under the tries is the user's own doing.
 ATTEMPTS = 3

@@ -1,6 +1,6 @@
 """What one user, and one node, may hold at once: sockets, and requests being worked on.
 
-PROTOCOL.md ("Hostile clients, round 2"): a node serves everyone else whatever one user does.
+docs/protocol.md ("Rates and bounds"): a node serves everyone else whatever one user does.
 The rate limit alone does not bound a node: a user under it on each of a hundred sockets, or
 with requests that each take long, still piles up work and memory. These counts do.
 """
@@ -11,8 +11,8 @@ from rtserver import metrics
 from rtserver.errors import NodeFull, TooManyConnections
 from rtserver.ratelimit import TokenBucket
 
-REQUESTS_PER_CONNECTION = 16  # PROTOCOL.md: being worked on at once, per socket
-REQUESTS_PER_USER = 32  # PROTOCOL.md: the same across one user's sockets on a node
+REQUESTS_PER_CONNECTION = 16  # docs/protocol.md: being worked on at once, per socket
+REQUESTS_PER_USER = 32  # docs/protocol.md: the same across one user's sockets on a node
 # chat.history is the one op whose answer may reach 256 KiB, each a page of rows MariaDB reads
 # and this node encodes: one user asking for it without end would take the node's time from
 # everyone. A user catching up every room at once (a burst) or paging back is well within this.

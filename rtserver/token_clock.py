@@ -1,4 +1,4 @@
-"""The clock that ends sockets when their tokens end (PROTOCOL.md: closed with 4001 at `exp`).
+"""The clock that ends sockets when their tokens end (docs/protocol.md: closed with 4001 at `exp`).
 
 One wheel of whole seconds for the node, not a timer per socket: arming and re-arming (each
 `auth.refresh`) is a set operation, and one sweep a second, just after the second turns, finds

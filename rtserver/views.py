@@ -1,4 +1,4 @@
-"""What clients see of packets and messages: the wire shapes of PROTOCOL.md."""
+"""What clients see of packets and messages: the wire shapes of docs/protocol.md."""
 from rtserver import lifecycle
 from rtserver.money import format_fen
 from storage import packets, people

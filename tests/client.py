@@ -1,4 +1,4 @@
-"""A WebSocket client speaking PROTOCOL.md, and an admin client, for the tests."""
+"""A WebSocket client speaking docs/protocol.md, and an admin client, for the tests."""
 import asyncio
 import itertools
 import json

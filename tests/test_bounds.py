@@ -1,4 +1,4 @@
-"""PROTOCOL.md's "Hostile clients, round 2" inside one node: sockets per user and per node,
+"""docs/protocol.md's "Rates and bounds" inside one node: sockets per user and per node,
 requests being worked on, what a closed socket leaves behind, and the size of every answer."""
 import asyncio
 import collections

@@ -1,4 +1,4 @@
-"""PROTOCOL.md's "Hostile clients": tokens, secret-free logs, rate limits, origins, bodies."""
+"""docs/protocol.md's "Rates and bounds" and "HTTP": tokens, secret-free logs, rate limits, origins, bodies."""
 import asyncio
 import json
 import logging
@@ -33,7 +33,7 @@ async def upgrade(base_url: str, token: str | None = None, headers: dict | None 
 # Tokens
 
 def refused_tokens(secret: str, admin_token: str, uid: int) -> dict[str, str]:
-    """Every token PROTOCOL.md refuses, by why."""
+    """Every token docs/protocol.md refuses, by why."""
     now = int(time.time())
     claims = {"sub": str(uid), "exp": now + 60}
     rsa_key = new_key()

@@ -1,5 +1,5 @@
-"""Attacks on a real `rtserver serve` that once took a node from everyone (PROTOCOL.md, "Hostile
-clients, round 2"), each made here in small and watched: a regression fails the test, never the
+"""Attacks on a real `rtserver serve` that once took a node from everyone (docs/protocol.md, "Rates
+and bounds"), each made here in small and watched: a regression fails the test, never the
 machine. `make siege` makes them at full strength and measures."""
 import asyncio
 import contextlib

@@ -1,4 +1,4 @@
-"""Packet rules: every refusal carries the PROTOCOL.md code the client expects."""
+"""Packet rules: every refusal carries the docs/protocol.md code the client expects."""
 
 import dataclasses
 

@@ -1,4 +1,4 @@
-"""Two `rtserver serve` processes sharing this run's database and Redis (PROTOCOL.md, "Running"):
+"""Two `rtserver serve` processes sharing this run's database and Redis (docs/protocol.md, "Command line"):
 every event reaches every connection of its room or user on every node exactly once, whichever
 node caused it; a storm split over both nodes pays exactly; one user on both nodes holds one
 share; the jobs inline on both nodes refund once and say so once; the storm on a Redis Cluster.

@@ -12,7 +12,7 @@ from handlers.base import BaseHandler
 from server.app import make_app
 
 CONFIG = pathlib.Path(__file__).with_name("schemathesis.toml")
-# Served, but not part of PROTOCOL.md's HTTP contract: development helpers of --dev.
+# Served, but not part of docs/protocol.md's HTTP contract: development helpers of --dev.
 UNDOCUMENTED = {"/dev/demo", "/sandbox/pay"}
 
 

@@ -1,4 +1,4 @@
-"""The room's rules (PROTOCOL.md v1.1): late joiners and leavers, and the notices kept in the
+"""The room's rules (docs/protocol.md v1.1): late joiners and leavers, and the notices kept in the
 chat — over real sockets, on one node and on two."""
 import asyncio
 import time

@@ -1,5 +1,5 @@
 // Types of @rtserver/client, for editors: the client's API, the ops' arguments and replies, and
-// the events of rtserver's socket protocol (PROTOCOL.md, v1 and v1.1). Money is a decimal string
+// the events of rtserver's socket protocol (docs/protocol.md, v1 and v1.1). Money is a decimal string
 // with two places ("12.34"), ids are integers, times Unix seconds.
 
 export const MSGPACK: "rp.v1.msgpack";
@@ -156,7 +156,7 @@ export interface Ops {
 export type OpName = keyof Ops;
 export type Reply<Op extends OpName> = { re: number; ok: true } & Ops[Op]["result"];
 
-/** The server's failure codes (PROTOCOL.md), and the client's own two. */
+/** The server's failure codes (docs/protocol.md), and the client's own two. */
 export type ErrorCode =
   | "bad_request" | "bad_frame" | "unknown_op" | "unauthorized" | "forbidden" | "not_found"
   | "invalid_amount" | "invalid_number" | "insufficient_balance" | "already_paid" | "not_paid"

@@ -7,7 +7,7 @@
 import { PacketType } from "./protocol.js";
 
 export const DEFAULT_INTRO = "恭喜发财，大吉大利";  // what the server writes when no intro is given
-export const MAX_PASSWORD = 20;  // characters of a 口令 (PROTOCOL.md)
+export const MAX_PASSWORD = 20;  // characters of a 口令 (docs/protocol.md)
 
 /** The limits of `hello.limits` ({max_shares, min_share: "0.01", …}), amounts in fen. */
 export function limitsOf(wire) {

@@ -1,4 +1,4 @@
-// One connection to rtserver (PROTOCOL.md) that stays up: requests (requests.js) and their replies,
+// One connection to rtserver (docs/protocol.md) that stays up: requests (requests.js) and their replies,
 // events to listeners, reconnection with backoff, and its token renewed before it runs out.
 
 import { chooseCodec } from "./codec.js";

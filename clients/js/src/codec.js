@@ -1,4 +1,4 @@
-// The two sub-protocols (PROTOCOL.md): msgpack maps in binary frames, JSON objects in text frames.
+// The two sub-protocols (docs/protocol.md): msgpack maps in binary frames, JSON objects in text frames.
 
 export const MSGPACK = "rp.v1.msgpack";
 export const JSON_PROTOCOL = "rp.v1.json";

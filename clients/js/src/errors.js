@@ -1,7 +1,7 @@
 // What a request or a sign-in can fail with, as values an app can switch on.
 
 /**
- * A request that did not succeed. `code` is PROTOCOL.md's failure code from the server's reply
+ * A request that did not succeed. `code` is docs/protocol.md's failure code from the server's reply
  * (`not_found`, `insufficient_balance`, `bad_pin`, …, its other fields in `reply`), or one of the
  * client's own: `timeout` (no reply in time: the request may or may not have been done) and
  * `disconnected` (not connected, or the socket closed before the reply came).

@@ -1,4 +1,4 @@
-// @rtserver/client: a client of rtserver's socket protocol (PROTOCOL.md) for pages and Node.
+// @rtserver/client: a client of rtserver's socket protocol (docs/protocol.md) for pages and Node.
 
 export { Client } from "./client.js";
 export { JSON_PROTOCOL, MSGPACK } from "./codec.js";
