@@ -1,5 +1,8 @@
 """`python -m bench.ab --before DIR`: the grab storm, A/B, on this code and an older checkout.
 
+`--flags "..."` gives this code's server flags of its own (the older one runs without them), so
+that one checkout A/B-tests a flag: `--before . --flags "--events-url=..."`.
+
 One server of each code, each on its own database and Redis prefix, warmed up alike, then given
 `--turns` storms each, in turn, so that the machine's drift falls on both; medians compared.
 DIR is a checkout of the older code with its own `.venv` (`make install` there), e.g.
@@ -33,12 +36,12 @@ class Before(run.Server):
                       cwd=self.checkout)
 
 
-def set_up(make, tag: str) -> tuple:
+def set_up(make, tag: str, flags: list[str]) -> tuple:
     name = f"rtserver_ab_{tag}_{secrets.token_hex(3)}"
     url = run.with_database("mysql://root@127.0.0.1:3306/rtserver", name)
     migrate(url)
     server = make(url, "redis://127.0.0.1:6379/0", f"{name}:")
-    server.start()
+    server.start(*flags)
     sender = run.provision(server, 1, 1, "100000.00")[0]
     grabbers = run.provision(server, 2, GRABBERS, "0.01")
     server.admin("PUT", f"/admin/groups/{GROUP}", {"name": "storm", "members": [sender] + grabbers})
@@ -50,9 +53,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--before", required=True, type=pathlib.Path)
     parser.add_argument("--turns", type=int, default=4)
+    parser.add_argument("--flags", default="", help="flags of this code's server alone")
     args = parser.parse_args()
-    sides = {"before": set_up(lambda *a: Before(args.before.resolve(), *a), "before"),
-             "after": set_up(run.Server, "after")}
+    sides = {"before": set_up(lambda *a: Before(args.before.resolve(), *a), "before", []),
+             "after": set_up(run.Server, "after", args.flags.split())}
     rows = {name: [] for name in sides}
     try:
         for turn in range(args.turns):
