@@ -135,6 +135,19 @@ async def test_a_drained_packet_whose_finisher_died_is_finished_by_the_next_tap(
 
 
 @pytest.mark.gen_test
+async def test_a_drained_unfinished_packet_forgotten_by_redis_is_too_slow_after_its_expiry(
+        admin, connect, ctx, audit):
+    rp_id, clients, won, finished = await drained_lucky_packet(admin, connect)
+    await finisher_died(ctx, rp_id)
+    await slots.forget(ctx.redis, ctx.keys, rp_id)  # a Redis restarted without its keys
+    ctx.caches.packets.drop(rp_id)
+    await until_expired()
+    assert (await clients[0].request("packet.grab", rp_id=rp_id))["result"] == "too_slow", \
+        "every share went to others: the packet is spent, not expired"
+    audit()
+
+
+@pytest.mark.gen_test
 async def test_a_drained_packet_nobody_taps_again_is_finished_at_its_expiry_not_expired(
         admin, connect, ctx, audit):
     rp_id, clients, won, finished = await drained_lucky_packet(admin, connect)
