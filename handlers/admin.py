@@ -135,6 +135,8 @@ class ReplayHandler(AdminHandler):
 
     async def post(self):
         body, ids = self.json_body(), None
+        if set(body) - {"ids"}:  # a misspelt "ids" must not replay every failed event
+            raise BadRequest('the body is {"ids": [...]}, or {} for every failed event')
         if "ids" in body:
             ids = body["ids"]
             if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_EVENTS:

@@ -147,8 +147,9 @@ def admin_paths() -> dict:
             "replayEvents", "Send failed outbound events again, with the same ids, for another "
             "--events-retry-for: those named, or every failed one",
             ok_json(obj(["replayed"], replayed={"type": "integer", "minimum": 0})), 400,
-            admin=True, body=json_content(obj([], ids={
-                "type": "array", "items": EVENT_ID, "minItems": 1, "maxItems": MAX_EVENTS})))},
+            admin=True, body=json_content({**obj([], ids={
+                "type": "array", "items": EVENT_ID, "minItems": 1, "maxItems": MAX_EVENTS}),
+                "additionalProperties": False}))},
     }
 
 

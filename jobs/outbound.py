@@ -1,7 +1,8 @@
 """The delivery of outbound events (rtserver/outbound.py), on every node with --events-url.
 
-Rounds follow each other while events are due; otherwise it waits for a commit of this node
-that kept some, or a second at most, for retries coming due and the events other nodes kept.
+Rounds follow each other while a full round was delivered; otherwise it waits for a commit of
+this node that kept some, or a second at most, for retries coming due and the events other
+nodes kept (a receiver that takes nothing is not asked again at once).
 """
 import asyncio
 import contextlib
@@ -35,15 +36,15 @@ class Delivery:
     async def _run(self) -> None:
         tidied = 0.0
         while not self._stopping:
-            claimed = 0
+            delivered = 0
             try:
                 if time.monotonic() - tidied > TIDY_EVERY:
                     await tidy(self.ctx)
                     tidied = time.monotonic()
-                claimed = await deliver_due(self.ctx)
+                _, delivered = await deliver_due(self.ctx)
             except Exception as exc:  # its rows stay pending: the next round takes them
                 self.ctx.outages.failed(exc, "delivering outbound events", log)
-            if claimed < ROUND:
+            if delivered < ROUND:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self.ctx.outbox.due.wait(), POLL)
                 self.ctx.outbox.due.clear()

@@ -122,18 +122,19 @@ async def book_together(ctx: Context, claims: list[Claim]) -> list[dict]:
         books = await shares_of(ctx, cur, {c.rp_id for c in claims})
         names = await names_of(ctx, cur, {c.user_id for c in claims}
                                | {c.packet.sender for c in claims})
-    share_ids = [books[c.rp_id][c.seq][0] for c in claims]
+    share_ids = [books[c.rp_id].at(c.seq)[0] for c in claims]
     now = int(time.time())
     kept = [n for c in claims for n in notices.grabbed(c.packet, c.user_id, names, now)]
     async with UnitOfWork(ctx, pipelined=True) as uow:
         read = grabs.book(uow.pipeline, [(share_id, c.user_id) for c, share_id
                                          in zip(claims, share_ids)], now)
         first_notice = chat.queue_notices(uow.pipeline, kept)  # one more statement, same trip
-        for c in claims:
-            uow.send_out("packet.grabbed", {
-                "rp_id": c.rp_id, "grabber": views.person(c.user_id, names),
-                "sender": views.person(c.packet.sender, names),
-                "money": format_fen(books[c.rp_id][c.seq][1])})
+        if ctx.outbox.enabled:
+            for c in claims:
+                uow.send_out("packet.grabbed", {
+                    "rp_id": c.rp_id, "grabber": views.person(c.user_id, names),
+                    "sender": views.person(c.packet.sender, names),
+                    "money": format_fen(books[c.rp_id].at(c.seq)[1])})
         try:
             await uow.commit()
         except Exception as exc:
@@ -160,11 +161,10 @@ def _wallets_after(shares) -> dict[int, Balance]:
     return after
 
 
-async def shares_of(ctx: Context, cur, rp_ids: set[int]) -> dict[int, dict[int, tuple]]:
-    """Packets' shares by slot (rp_id → {seq: (share id, money)}): fixed at creation, so kept
-    once read."""
+async def shares_of(ctx: Context, cur, rp_ids: set[int]) -> dict[int, packets.ShareBook]:
+    """Packets' shares by slot: fixed at creation, so kept once read."""
     return await ctx.caches.shares.get_many(rp_ids,
-                                            lambda missing: packets.shares_by_seq(cur, missing))
+                                            lambda missing: packets.share_books(cur, missing))
 
 
 async def names_of(ctx: Context, cur, user_ids) -> dict[int, str]:

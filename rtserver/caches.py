@@ -70,7 +70,7 @@ class Cache:
 class Caches:
     def __init__(self):
         self.packets = Cache(50_000)  # rp_id → slot meta
-        self.shares = Cache(50_000)  # rp_id → {seq: (share id, money in fen)}
+        self.shares = Cache(50_000)  # rp_id → its shares by slot (storage.packets.ShareBook)
         self.members = Cache(50_000, MEMBERS_TTL)  # group id → {user id: when they last joined}
         self.names = Cache(500_000, NAMES_TTL)  # user id → name
         self.finished = Cache(50_000)  # rp_id → True: finished, nothing left to finish

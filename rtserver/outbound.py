@@ -32,11 +32,13 @@ TYPES = ("packet.sent", "packet.grabbed", "packet.finished", "packet.refunded", 
          "packet.settled")
 FIRST_RETRY_MS = 4_000  # docs/protocol.md: the first retry within 5 s (jitter takes up to a quarter)
 MAX_RETRY_MS = 600_000  # then doubling, up to 10 minutes
-ROUND = 200  # events one node claims at a time
 SENDS_AT_ONCE = 32  # POSTs in flight from one node
-# A claim outlasts its round (every POST of it times out at the latest after --events-timeout,
-# however many wait for a connection): only a node that died mid-round leaves rows to others.
-CLAIM_TIMEOUTS = 3
+ROUND = 4 * SENDS_AT_ONCE  # events one node claims at a time
+# A claim outlasts its round (at most ROUND / SENDS_AT_ONCE POSTs one after the other, each
+# ending by --events-timeout), so only a node that died mid-round leaves rows to the others.
+CLAIM_TIMEOUTS = ROUND // SENDS_AT_ONCE + 2
+MAX_ANSWER = 64 * 1024  # bytes of a receiver's answer read, at most: it is not looked at
+REPLAY_BATCH = 1000
 KEEP_DELIVERED_MS = 7 * 86_400_000
 
 SENT = Counter("rtserver_outbound_events_total", "Outbound events' tries, by outcome",
@@ -84,7 +86,7 @@ class Outbox:
         self.timeout = timeout
         self.claim_ms = int(timeout * 1000 * CLAIM_TIMEOUTS)
         self.due = asyncio.Event()
-        self.http = None  # made on first use, on the running loop
+        self.http = self.sending = None  # made on first use, on the running loop
 
     @property
     def enabled(self) -> bool:
@@ -99,8 +101,15 @@ class Outbox:
     async def post(self, row: dict) -> str | None:
         """POST one event; None when it was answered 2xx, else what went wrong."""
         if self.http is None:
-            self.http = tornado.httpclient.AsyncHTTPClient(force_instance=True,
-                                                           max_clients=SENDS_AT_ONCE)
+            self.http = tornado.httpclient.AsyncHTTPClient(
+                force_instance=True, max_clients=SENDS_AT_ONCE, max_body_size=MAX_ANSWER)
+            # POSTs wait here rather than in the client's queue, whose wait counts against
+            # their time-out: a slow receiver would fail events that were never sent.
+            self.sending = asyncio.Semaphore(SENDS_AT_ONCE)
+        async with self.sending:
+            return await self._post(row)
+
+    async def _post(self, row: dict) -> str | None:
         body, timestamp = body_of(row), str(int(time.time()))
         request = tornado.httpclient.HTTPRequest(
             self.url, method="POST", body=body, request_timeout=self.timeout,
@@ -108,50 +117,52 @@ class Outbox:
             headers={"Content-Type": "application/json", "X-Rtserver-Event-Id": str(row["id"]),
                      "X-Rtserver-Timestamp": timestamp,
                      "X-Rtserver-Signature": signature(self.secret, timestamp, body)})
+        # No answer at all (refused, reset, timed out) raises; any HTTP answer is returned.
         response = await self.http.fetch(request, raise_error=False)
-        if 200 <= response.code < 300:
-            return None
-        return f"HTTP {response.code}" if response.code != 599 else str(response.error)
+        return None if 200 <= response.code < 300 else f"HTTP {response.code}"
 
     def close(self) -> None:
         if self.http is not None:
             self.http.close()
 
 
-async def deliver_due(ctx) -> int:
-    """One round: claim the events due now and POST them side by side; return how many."""
+async def deliver_due(ctx) -> tuple[int, int]:
+    """One round: claim the events due now and POST them side by side; return how many were
+    claimed and how many delivered."""
     claim, now = secrets.token_hex(8), now_ms()
     async with ctx.db.cursor() as cur:
         rows = await outbound.claim(cur, claim, now, now + ctx.outbox.claim_ms, ROUND)
     if not rows:
-        return 0
+        return 0, 0
     errors = await asyncio.gather(*(ctx.outbox.post(row) for row in rows), return_exceptions=True)
+    sent = [row["id"] for row, error in zip(rows, errors) if error is None]
+    failed = [_retry(row, str(error) or type(error).__name__)
+              for row, error in zip(rows, errors) if error is not None]
     async with ctx.db.cursor() as cur:
-        sent = [row["id"] for row, error in zip(rows, errors) if error is None]
         if sent:
             await outbound.delivered(cur, sent, now_ms())
-            SENT.labels("delivered").inc(len(sent))
-        for row, error in zip(rows, errors):
-            if error is not None:
-                await _not_delivered(cur, row, claim, str(error))
-    return len(rows)
+        if failed:
+            await outbound.not_delivered(cur, claim, failed)
+    SENT.labels("delivered").inc(len(sent))
+    return len(rows), len(sent)
 
 
-async def _not_delivered(cur, row: dict, claim: str, error: str) -> None:
-    now = now_ms()
-    next_try = now + retry_delay_ms(row["tries"] + 1, random.random())
+def _retry(row: dict, error: str) -> tuple[int, int, str, bool]:
+    """When to try a failed event again, or whether to give up on it."""
+    next_try = now_ms() + retry_delay_ms(row["tries"] + 1, random.random())
     given_up = next_try > row["deadline"]
-    await outbound.not_delivered(cur, row["id"], claim, next_try, error, given_up)
     SENT.labels("failed" if given_up else "retried").inc()
     if given_up:
         log.warning("outbound event %s (%s) not delivered by its deadline: %s", row["id"],
                     row["type"], error)
+    return row["id"], next_try, error, given_up
 
 
 async def tidy(ctx) -> None:
     """Forget events delivered a week ago, and count the failed ones for the metric."""
     async with ctx.db.cursor() as cur:
-        await outbound.forget_delivered(cur, now_ms() - KEEP_DELIVERED_MS, 10_000)
+        while await outbound.forget_delivered(cur, now_ms() - KEEP_DELIVERED_MS, 1000) == 1000:
+            pass
         FAILED.set(await outbound.count(cur, EventState.FAILED))
 
 
@@ -162,9 +173,14 @@ async def listing(ctx, state: EventState, after: int, limit: int) -> dict:
 
 
 async def replay(ctx, ids: list[int] | None) -> dict:
-    """Send failed events (those of `ids`, or all) again, with a new --events-retry-for."""
-    now = now_ms()
+    """Send failed events (those of `ids`, or every one) again, each with its own id, for
+    another --events-retry-for; every one of them a thousand at a time."""
+    now, replayed, after = now_ms(), 0, 0
     async with ctx.db.cursor() as cur:
-        replayed = await outbound.replay(cur, ids, now, ctx.outbox.deadline_ms(now))
+        while batch := ids or await outbound.failed_ids(cur, after, REPLAY_BATCH):
+            replayed += await outbound.replay(cur, batch, now, ctx.outbox.deadline_ms(now))
+            if ids or len(batch) < REPLAY_BATCH:
+                break
+            after = batch[-1]
     ctx.outbox.wake()
     return {"replayed": replayed}

@@ -37,9 +37,10 @@ async def credit_share(ctx: Context, share: dict) -> bool:
         settled = {"rp_id": share["rp_id"], "money": format_fen(share["money"])}
         uow.emit(room, {"ev": "packet.settled", **settled})
         uow.emit(room, wallet_event(balance))
-        names = await people.names(uow.cur, [share["user_id"]])
-        uow.send_out("packet.settled",
-                     {**settled, "grabber": views.person(share["user_id"], names)})
+        if ctx.outbox.enabled:
+            names = await people.names(uow.cur, [share["user_id"]])
+            uow.send_out("packet.settled",
+                         {**settled, "grabber": views.person(share["user_id"], names)})
         await uow.commit()
     return True
 

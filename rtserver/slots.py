@@ -90,7 +90,7 @@ async def _rebuild(ctx: Context, rp_id: int) -> Packet | None:
             return None
         shares = await packets.shares(cur, rp_id)
     packet = Packet.of_row(row)
-    ctx.caches.shares.put(rp_id, {s["seq"]: (s["id"], s["money"]) for s in shares})  # booking
+    ctx.caches.shares.put(rp_id, packets.ShareBook.of(shares))  # for booking its grabs
     free = [s["seq"] for s in shares if s["user_id"] is None and not s["is_refunded"]]
     holders = {s["user_id"]: s["seq"] for s in shares if s["user_id"] is not None}
     await slots.load(ctx.redis, ctx.keys, rp_id, packet.meta(), free, holders,

@@ -30,11 +30,20 @@ def queue(pipeline: Pipeline, events: list[tuple[str, dict]], now_ms: int,
 
 async def claim(cur, claim: str, now_ms: int, until_ms: int, limit: int) -> list[dict]:
     """Claim up to `limit` due events for this round (`claim`, unique to it) until `until_ms`,
-    and return them: a row another node holds a live claim on is left to it."""
-    await cur.execute(
-        "UPDATE outbound_events SET claimed_by = %s, claim_until = %s"
-        f" WHERE state = {EventState.PENDING} AND next_try <= %s AND claim_until <= %s"
-        " ORDER BY next_try, id LIMIT %s", [claim, until_ms, now_ms, now_ms, limit])
+    and return them: a row another node holds a live claim on is left to it.
+
+    The due rows are found by a plain read, which locks nothing, and claimed by id with the
+    guard repeated: an UPDATE that searched the `due` index itself would lock the gap where
+    every new event is inserted, and hold up the commits that insert them (a grab's batch)."""
+    await cur.execute(f"SELECT id FROM outbound_events WHERE state = {EventState.PENDING}"
+                      " AND next_try <= %s AND claim_until <= %s ORDER BY next_try, id LIMIT %s",
+                      [now_ms, now_ms, limit])
+    due = [row["id"] for row in await cur.fetchall()]
+    if not due:
+        return []
+    await cur.execute(f"UPDATE outbound_events SET claimed_by = %s, claim_until = %s"
+                      f" WHERE id IN ({marks(due)}) AND state = {EventState.PENDING}"
+                      " AND claim_until <= %s", [claim, until_ms, *due, now_ms])
     if not cur.rowcount:
         return []
     await cur.execute(f"SELECT {COLUMNS} FROM outbound_events"
@@ -49,16 +58,22 @@ async def delivered(cur, event_ids: list[int], now_ms: int) -> None:
                       [now_ms, *event_ids])
 
 
-async def not_delivered(cur, event_id: int, claim: str, next_try_ms: int, error: str,
-                        given_up: bool) -> None:
-    """A try failed: try again at `next_try_ms`, or give up (failed). Guarded by the claim, so a
-    node whose claim ran out never undoes another's delivery."""
-    state = EventState.FAILED if given_up else EventState.PENDING
+async def not_delivered(cur, claim: str, tries: list[tuple[int, int, str, bool]]) -> None:
+    """Tries that failed, (id, next try, error, given up) each, in one statement: try again
+    then, or give up (failed). Guarded by the claim, so that a node whose claim ran out never
+    undoes another's delivery."""
+    ids = [event_id for event_id, _, _, _ in tries]
+    cases = " ".join(["WHEN %s THEN %s"] * len(tries))
     await cur.execute(
-        f"UPDATE outbound_events SET state = {state}, tries = tries + 1, next_try = %s,"
-        " last_error = %s, claim_until = 0"
-        f" WHERE id = %s AND claimed_by = %s AND state = {EventState.PENDING}",
-        [next_try_ms, error[:255], event_id, claim])
+        f"UPDATE outbound_events SET state = CASE id {cases} END,"
+        f" next_try = CASE id {cases} END, last_error = CASE id {cases} END,"
+        " tries = tries + 1, claim_until = 0"
+        f" WHERE id IN ({marks(ids)}) AND claimed_by = %s AND state = {EventState.PENDING}",
+        [*(v for event_id, _, _, given_up in tries
+           for v in (event_id, EventState.FAILED if given_up else EventState.PENDING)),
+         *(v for event_id, next_try, _, _ in tries for v in (event_id, next_try)),
+         *(v for event_id, _, error, _ in tries for v in (event_id, error[:255])),
+         *ids, claim])
 
 
 async def listing(cur, state: EventState, after: int, limit: int) -> list[dict]:
@@ -68,20 +83,32 @@ async def listing(cur, state: EventState, after: int, limit: int) -> list[dict]:
     return [_row(row) for row in await cur.fetchall()]
 
 
-async def replay(cur, ids: list[int] | None, now_ms: int, deadline_ms: int) -> int:
-    """Make failed events (those of `ids`, or every one) pending again, due now, with a new
-    deadline; return how many."""
-    which = f" AND id IN ({marks(ids)})" if ids else ""
+async def failed_ids(cur, after: int, limit: int) -> list[int]:
+    await cur.execute(f"SELECT id FROM outbound_events WHERE state = {EventState.FAILED}"
+                      " AND id > %s ORDER BY id LIMIT %s", [after, limit])
+    return [row["id"] for row in await cur.fetchall()]
+
+
+async def replay(cur, ids: list[int], now_ms: int, deadline_ms: int) -> int:
+    """Make these failed events pending again, due now, with a new deadline and their tries
+    counted afresh (the first retry comes soon again); return how many."""
     await cur.execute(f"UPDATE outbound_events SET state = {EventState.PENDING}, next_try = %s,"
-                      f" deadline = %s, claim_until = 0 WHERE state = {EventState.FAILED}"
-                      + which, [now_ms, deadline_ms, *(ids or [])])
+                      " deadline = %s, tries = 0, claim_until = 0"
+                      f" WHERE id IN ({marks(ids)}) AND state = {EventState.FAILED}",
+                      [now_ms, deadline_ms, *ids])
     return cur.rowcount
 
 
 async def forget_delivered(cur, before_ms: int, limit: int) -> int:
-    """Delete up to `limit` events delivered before `before_ms`; return how many."""
-    await cur.execute(f"DELETE FROM outbound_events WHERE state = {EventState.DELIVERED}"
+    """Delete up to `limit` events delivered before `before_ms`; return how many. Found by a
+    plain read and deleted by id, so that only those rows are ever locked."""
+    await cur.execute(f"SELECT id FROM outbound_events WHERE state = {EventState.DELIVERED}"
                       " AND delivered < %s LIMIT %s", [before_ms, limit])
+    old = [row["id"] for row in await cur.fetchall()]
+    if not old:
+        return 0
+    await cur.execute(f"DELETE FROM outbound_events WHERE id IN ({marks(old)})"
+                      f" AND state = {EventState.DELIVERED}", old)
     return cur.rowcount
 
 

@@ -1,5 +1,7 @@
 """Red packets and their shares (red_packet, red_packet_log)."""
 import datetime
+from array import array
+from typing import NamedTuple
 
 from storage.db import marks, to_decimal, to_fen
 from storage.schema import GRABBABLE, PacketType, PayStatus, PayType
@@ -315,13 +317,28 @@ async def packets_of_shares(cur, share_ids) -> dict[int, int]:
     return {row["id"]: row["rp_id"] for row in await cur.fetchall()}
 
 
-async def shares_by_seq(cur, rp_ids) -> dict[int, dict[int, tuple[int, int]]]:
-    """rp_id → {seq → (share id, money in fen)} for every share of the packets: fixed at
-    creation."""
+class ShareBook(NamedTuple):
+    """A packet's shares by slot, fixed at creation: the share of slot `seq` (1, 2, …) is
+    `ids[seq - 1]` and holds `money[seq - 1]` fen. Arrays, as a node keeps one for each of tens
+    of thousands of packets."""
+    ids: array
+    money: array
+
+    def at(self, seq: int) -> tuple[int, int]:
+        return self.ids[seq - 1], self.money[seq - 1]
+
+    @classmethod
+    def of(cls, shares: list[dict]) -> "ShareBook":
+        """From a packet's shares in fen, in slot order."""
+        return cls(array("q", [s["id"] for s in shares]), array("q", [s["money"] for s in shares]))
+
+
+async def share_books(cur, rp_ids) -> dict[int, ShareBook]:
+    """rp_id → its ShareBook, for each of the packets."""
     ids = sorted(rp_ids)
-    await cur.execute(f"SELECT rp_id, id, seq, money FROM red_packet_log WHERE rp_id IN"
-                      f" ({marks(ids)})", ids)
-    books: dict[int, dict[int, tuple[int, int]]] = {rp_id: {} for rp_id in ids}
+    await cur.execute(f"SELECT rp_id, id, money FROM red_packet_log WHERE rp_id IN ({marks(ids)})"
+                      " ORDER BY rp_id, seq", ids)
+    shares: dict[int, list[dict]] = {rp_id: [] for rp_id in ids}
     for row in await cur.fetchall():
-        books[row["rp_id"]][row["seq"]] = (row["id"], to_fen(row["money"]))
-    return books
+        shares[row["rp_id"]].append({"id": row["id"], "money": to_fen(row["money"])})
+    return {rp_id: ShareBook.of(of_packet) for rp_id, of_packet in shares.items()}

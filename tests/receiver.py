@@ -20,7 +20,7 @@ class Receiver:
         self.secret = secret
         self.mode, self.delay = "ok", 0.0
         self.accepted: list[dict] = []  # the events answered 2xx, in arrival order
-        self.tries: list[str] = []  # the id of every POST that passed the checks
+        self.tries: list[dict] = []  # the event of every POST that passed the checks
         self.forged: list[bytes] = []
         self.arrived = asyncio.Event()
         self.released = asyncio.Event()  # ends every `hang`
@@ -49,6 +49,11 @@ class Receiver:
         return [e for e in self.accepted
                 if e["type"] == kind and all(e["data"].get(k) == v for k, v in data.items())]
 
+    def tries_of(self, rp_id: int) -> list[str]:
+        """The ids POSTed of one packet's events, a try each (the suite's database is shared:
+        a node may also send what an earlier test left pending)."""
+        return [e["id"] for e in self.tries if e["data"]["rp_id"] == rp_id]
+
     async def until(self, condition, timeout: float = 30) -> None:
         """Wait until `condition()` holds of what arrived."""
         async def waiting():
@@ -76,7 +81,7 @@ class _EventsHandler(tornado.web.RequestHandler):
             r.forged.append(body)
             self.set_status(400)
             return
-        r.tries.append(event["id"])
+        r.tries.append(event)
         r.arrived.set()
         if r.mode == "fail":
             self.set_status(503)

@@ -23,5 +23,5 @@ CREATE TABLE outbound_events (
     KEY due (state, next_try),
     KEY by_state (state, id),
     KEY by_claim (claimed_by),
-    KEY by_packet (rp_id)
+    KEY old (state, delivered)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
