@@ -2,7 +2,9 @@
 
 Rounds follow each other while a full round was delivered; otherwise it waits for a commit of
 this node that kept some, or a second at most, for retries coming due and the events other
-nodes kept (a receiver that takes nothing is not asked again at once).
+nodes kept. A receiver that took nothing of a round is down or refusing: it is not asked again
+for a second, then two, four, … up to half a minute, whatever commits meanwhile, so that an
+outage costs the node next to nothing while grabs go on.
 """
 import asyncio
 import contextlib
@@ -15,6 +17,7 @@ from rtserver.outbound import ROUND, deliver_due, tidy
 log = logging.getLogger("rtserver.outbound")
 
 POLL = 1.0  # seconds between looks when nothing woke it
+MAX_PAUSE = 30.0  # seconds the job rests at most after rounds the receiver took nothing of
 TIDY_EVERY = 600.0  # seconds between forgetting old deliveries and counting the failed
 
 
@@ -34,17 +37,28 @@ class Delivery:
         await self._task
 
     async def _run(self) -> None:
-        tidied = 0.0
+        tidied, fruitless = 0.0, 0
         while not self._stopping:
-            delivered = 0
+            claimed = delivered = 0
             try:
                 if time.monotonic() - tidied > TIDY_EVERY:
                     await tidy(self.ctx)
                     tidied = time.monotonic()
-                _, delivered = await deliver_due(self.ctx)
+                claimed, delivered = await deliver_due(self.ctx)
             except Exception as exc:  # its rows stay pending: the next round takes them
                 self.ctx.outages.failed(exc, "delivering outbound events", log)
-            if delivered < ROUND:
+            fruitless = fruitless + 1 if claimed and not delivered else 0
+            if fruitless:
+                await self._rest(min(POLL * 2 ** (fruitless - 1), MAX_PAUSE))
+            elif delivered < ROUND:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self.ctx.outbox.due.wait(), POLL)
-                self.ctx.outbox.due.clear()
+            self.ctx.outbox.due.clear()
+
+    async def _rest(self, seconds: float) -> None:
+        """Wait, deaf to commits' wake-ups, unless stopping."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping and time.monotonic() < deadline:
+            self.ctx.outbox.due.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.ctx.outbox.due.wait(), deadline - time.monotonic())
