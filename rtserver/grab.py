@@ -136,7 +136,7 @@ async def answer_from_database(ctx: Context, user_id: int, rp_id: int,
         share = await packets.share_of(cur, rp_id, user_id)
         status = lifecycle.status(row, int(time.time()))
         if status == "expired" and not share and \
-                len(await packets.grabs(cur, rp_id)) == row["number"]:
+                await packets.taken_but_unfinished(cur, [rp_id]):
             # Drained, but the node that booked its last share died before finishing it, and
             # Redis forgot it since: the shares went to others (the expiry refund finishes it).
             status = "finished"
