@@ -94,23 +94,25 @@ async def put_in_room(uow: UnitOfWork, packet: dict, now: int) -> dict:
 
 async def history(ctx: Context, user_id: int, to_type: str, to_id: int, before: int | None,
                   limit: int) -> dict:
-    if not ctx.quotas.take_history(user_id):
+    if not ctx.quotas.may_read_history(user_id):
         raise RateLimited("chat history asked for too often; wait a moment")
     async with ctx.db.cursor() as cur:
         since = await check_can_talk(cur, user_id, to_type, to_id)
         rows = await chat.history(cur, room_of(to_type, to_id, user_id), user_id, since, before,
                                   limit)
         messages = await views.messages(cur, rows, int(time.time()))
-    return {"messages": newest_within(messages, HISTORY_BYTES)}
+    page, size = newest_within(messages, HISTORY_BYTES)
+    ctx.quotas.history_read(user_id, size)
+    return {"messages": page}
 
 
-def newest_within(messages: list[dict], budget: int) -> list[dict]:
-    """The newest of `messages` (oldest first) whose replies fit in `budget` bytes: a client
-    asking for more pages on from the oldest it got, with `before`."""
-    kept = 0
+def newest_within(messages: list[dict], budget: int) -> tuple[list[dict], int]:
+    """The newest of `messages` (oldest first) whose replies fit in `budget` bytes, and their
+    size: a client asks for more pages on from the oldest it got, with `before`."""
+    kept, size = 0, 0
     for message in reversed(messages):
-        budget -= codec.size_at_most(message)
-        if budget < 0:
+        message_size = codec.size_at_most(message)
+        if size + message_size > budget:
             break
-        kept += 1
-    return messages[len(messages) - kept:]
+        kept, size = kept + 1, size + message_size
+    return messages[len(messages) - kept:], size

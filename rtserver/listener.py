@@ -4,13 +4,16 @@ Tornado's defaults let a peer that sends a request line a byte at a time keep it
 hour, and its accept loop logs a traceback on every turn once the process is out of file
 descriptors (docs/protocol.md, "Rates and bounds": headers within `--header-timeout`, bodies
 within 30 s, idle keep-alive connections closed after 60 s, running out of descriptors logged
-once a second at most).
+once a second at most). And a peer opening connections as fast as it can, each refused at once,
+would take the node's time from the sockets it serves: new connections are taken at
+`--accept-rate`, the rest wait in the kernel's queue (HAProxy's `rate-limit sessions`).
 """
 import collections
 import errno
 import logging
 import resource
 import socket
+import time
 
 import tornado.httpserver
 import tornado.httputil
@@ -19,6 +22,7 @@ import tornado.netutil
 
 from rtserver import metrics
 from rtserver.memory import Reclaimer
+from rtserver.ratelimit import TokenBucket
 from rtserver.sparing_log import OncePerSecond
 
 log = logging.getLogger("rtserver.listener")
@@ -30,20 +34,25 @@ ACCEPT_PAUSE = 0.1  # seconds the accept loop rests when no descriptor is left f
 # flood of connections waits its turn in the kernel's queue, and the sockets already open are
 # served in between.
 ACCEPTS_PER_TURN = 16
+# Connections the kernel keeps waiting to be taken (Tornado asks for 128): paced, a crowd
+# reconnecting at once waits here, instead of having its SYNs dropped and retried a second later.
+BACKLOG = 1024
 MAX_AWAITING_HEADERS = 2000  # connections waiting for a request's headers, at most (see below)
 FD_HEADROOM = 1024  # descriptors beyond the sockets: MariaDB, Redis, files, the listener
 OUT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 def listen(app, port: int, address: str, header_timeout: float, reclaimer: Reclaimer,
-           reuse_port: bool = False, **options):
-    """Serve `app` on `port`, beside other processes that bind it too if `reuse_port`; return
-    the server (stop it with `stop()`)."""
+           accept_rate: float, reuse_port: bool = False, **options):
+    """Serve `app` on `port`, taking at most `accept_rate` new connections a second (0: no
+    limit), beside other processes that bind it too if `reuse_port`; return the server (stop it
+    with `stop()`)."""
     server = GuardedServer(app, header_timeout=header_timeout, reclaimer=reclaimer, xheaders=True,
                            idle_connection_timeout=IDLE_TIMEOUT, body_timeout=BODY_TIMEOUT,
                            **options)
-    sockets = tornado.netutil.bind_sockets(port, address, reuse_port=reuse_port)
-    server.add_sockets([PatientSocket.taking(s) for s in sockets])
+    sockets = tornado.netutil.bind_sockets(port, address, backlog=BACKLOG, reuse_port=reuse_port)
+    pace = accept_rate and TokenBucket(accept_rate, accept_rate, time.monotonic())
+    server.add_sockets([PatientSocket.taking(s, pace or None) for s in sockets])
     return server
 
 
@@ -124,32 +133,44 @@ class AwaitingHeaders(tornado.httputil.HTTPMessageDelegate):
 
 
 class PatientSocket(socket.socket):
-    """A listening socket that takes at most ACCEPTS_PER_TURN connections a turn, and, with no
-    descriptor left for a new connection, stops accepting for a moment and says so once a
-    second, instead of failing (and being logged) every turn."""
+    """A listening socket that takes at most ACCEPTS_PER_TURN connections a turn and, given a
+    `pace` (shared by a server's sockets), no more than it allows; with no descriptor left for
+    a new connection, it stops accepting for a moment and says so once a second, instead of
+    failing (and being logged) every turn.
+
+    Tornado's server spends some 0.3 ms on a connection even when it only answers 429: a peer
+    opening thousands a second would take the node's time from the sockets it serves. Paced,
+    the rest wait in the kernel's queue, costing the node nothing; a client that finds the
+    queue full tries again by itself (TCP retransmits its SYN)."""
 
     @classmethod
-    def taking(cls, sock: socket.socket) -> "PatientSocket":
+    def taking(cls, sock: socket.socket, pace: TokenBucket | None = None) -> "PatientSocket":
         patient = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
         patient.setblocking(False)
         patient._out_of_fds = OncePerSecond(log, logging.ERROR)
         patient._taken = 0  # this turn
+        patient._pace = pace
         return patient
 
     def accept(self):
         if self._taken >= ACCEPTS_PER_TURN:
             raise BlockingIOError(errno.EAGAIN, "enough for this turn")  # Tornado: next turn
+        if self._pace and not self._pace.take(time.monotonic()):
+            self._rest(1 / self._pace.rate)  # until the next connection is due
+            raise BlockingIOError(errno.EAGAIN, "paced")
         if self._taken == 0:
             tornado.ioloop.IOLoop.current().add_callback(self._next_turn)
         self._taken += 1
         try:
             return super().accept()
         except OSError as exc:
+            if self._pace:  # nobody was taken
+                self._pace.give_back()
             if exc.errno not in OUT_OF_FDS:
                 raise
             metrics.refused("file_descriptors")
             self._say(exc)
-            self._rest()
+            self._rest(ACCEPT_PAUSE)
             raise BlockingIOError(errno.EAGAIN, "resting") from None  # Tornado: try later
 
     def _next_turn(self) -> None:
@@ -158,15 +179,15 @@ class PatientSocket(socket.socket):
     def _say(self, exc: OSError) -> None:
         self._out_of_fds.say("cannot accept connections: %s", exc.strerror)
 
-    def _rest(self) -> None:
-        """Stop watching for connections; the kernel keeps them queued meanwhile."""
+    def _rest(self, seconds: float) -> None:
+        """Stop watching for connections for `seconds`; the kernel keeps them queued meanwhile."""
         loop, fd = tornado.ioloop.IOLoop.current(), self.fileno()
         loop.update_handler(fd, 0)
 
         def resume():
             if self.fileno() == fd:  # not closed by the server stopping meanwhile
                 loop.update_handler(fd, tornado.ioloop.IOLoop.READ)
-        loop.call_later(ACCEPT_PAUSE, resume)
+        loop.call_later(seconds, resume)
 
 
 def raise_fd_limit(sockets: int) -> int:

@@ -15,8 +15,10 @@ REQUESTS_PER_CONNECTION = 16  # docs/protocol.md: being worked on at once, per s
 REQUESTS_PER_USER = 32  # docs/protocol.md: the same across one user's sockets on a node
 # chat.history is the one op whose answer may reach 256 KiB, each a page of rows MariaDB reads
 # and this node encodes: one user asking for it without end would take the node's time from
-# everyone. A user catching up every room at once (a burst) or paging back is well within this.
-HISTORY_PER_SECOND, HISTORY_BURST = 10, 100
+# everyone. Its budget is in the bytes of the pages given: a user catching up every room at once
+# (short pages) or paging back through a long one is well within it; the longest pages, asked
+# for without end, get two a second after a burst of sixteen.
+HISTORY_BYTES_PER_SECOND, HISTORY_BYTES_BURST = 512 << 10, 4 << 20
 
 
 class Quotas:
@@ -49,16 +51,23 @@ class Quotas:
         if user_id not in self._sockets:
             self._history.pop(user_id, None)
 
-    def take_history(self, user_id: int) -> bool:
-        """Whether a user may have one more page of chat history now."""
+    def may_read_history(self, user_id: int) -> bool:
+        """Whether a user may have one more page of chat history now: their budget is not spent
+        (a page may overdraw it; the next then waits until that is made up)."""
         now = time.monotonic()
         bucket = self._history.get(user_id)
         if bucket is None:
-            bucket = self._history[user_id] = TokenBucket(HISTORY_PER_SECOND, HISTORY_BURST, now)
-        if bucket.take(now):
+            bucket = self._history[user_id] = TokenBucket(HISTORY_BYTES_PER_SECOND,
+                                                          HISTORY_BYTES_BURST, now)
+        if bucket.left(now) > 0:
             return True
         metrics.refused("history_per_user")
         return False
+
+    def history_read(self, user_id: int, size: int) -> None:
+        """Charge a page of `size` bytes to a user's budget."""
+        if bucket := self._history.get(user_id):
+            bucket.spend(size)
 
     def take_request(self, user_id: int, on_connection: int) -> bool:
         """Whether a user may start one more request, with `on_connection` already running on

@@ -8,9 +8,21 @@ class TokenBucket:
 
     def take(self, now: float) -> bool:
         """Spend one token if there is one."""
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
+        if self.left(now) >= 1:
             self.tokens -= 1
             return True
         return False
+
+    def left(self, now: float) -> float:
+        """The tokens there are now (below zero while a `spend` is being made up)."""
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        return self.tokens
+
+    def spend(self, tokens: float) -> None:
+        """Spend what something cost once done, even past what is left."""
+        self.tokens -= tokens
+
+    def give_back(self) -> None:
+        """Return a token taken for something that did not happen."""
+        self.tokens = min(self.burst, self.tokens + 1)

@@ -43,7 +43,7 @@ async def serve(settings, index: int = 0) -> None:
     ctx = await open_context(settings)
     calm_garbage_collector()
     server = listen(make_app(ctx), settings.port, settings.address, settings.header_timeout,
-                    ctx.reclaimer, reuse_port=settings.processes > 1, max_body_size=MAX_BODY,
+                    ctx.reclaimer, settings.accept_rate, reuse_port=settings.processes > 1, max_body_size=MAX_BODY,
                     max_buffer_size=MAX_BUFFER)
     memory = tornado.ioloop.PeriodicCallback(ctx.reclaimer.give_back, TRIM_INTERVAL * 1000)
     memory.start()

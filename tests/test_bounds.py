@@ -5,6 +5,7 @@ import collections
 import contextlib
 import logging
 import socket
+import time
 
 import pytest
 import tornado.httpclient
@@ -16,7 +17,8 @@ from rtserver.chat import HISTORY_BYTES, newest_within
 from rtserver.errors import NodeFull, TooManyConnections
 from rtserver.listener import ACCEPTS_PER_TURN, PatientSocket
 from rtserver.memory import Reclaimer
-from rtserver.quotas import HISTORY_BURST, REQUESTS_PER_CONNECTION, REQUESTS_PER_USER, Quotas
+from rtserver.quotas import HISTORY_BYTES_BURST, REQUESTS_PER_CONNECTION, REQUESTS_PER_USER, Quotas
+from rtserver.ratelimit import TokenBucket
 from tests.test_hostile import upgrade
 
 LONG_TEXT = "红包" * 1000  # 2,000 characters, 6,000 bytes: a hundred make 600 KB
@@ -56,22 +58,28 @@ def test_requests_are_capped_per_connection_and_per_user():
     assert quotas.take_request(1, on_connection=0)
 
 
-def test_a_users_history_pages_are_a_burst_then_a_rate_and_forgotten_with_their_sockets():
+def test_a_users_history_is_a_budget_of_bytes_that_short_pages_hardly_touch():
     quotas = Quotas(max_connections=100, max_connections_per_user=20)
     quotas.take_socket(1)
-    assert all(quotas.take_history(1) for _ in range(HISTORY_BURST))
-    assert not quotas.take_history(1)
-    assert quotas.take_history(2)  # another user's budget is their own
+    for _ in range(1000):  # catching up a thousand rooms, each a page of a few lines
+        assert quotas.may_read_history(1)
+        quotas.history_read(1, 2000)
+    longest, pages = HISTORY_BYTES, 0
+    while quotas.may_read_history(1):
+        quotas.history_read(1, longest)
+        pages += 1
+    assert pages <= HISTORY_BYTES_BURST // longest  # the longest pages: a burst, then a wait
+    assert quotas.may_read_history(2)  # another user's budget is their own
     quotas.give_socket(1)
-    assert quotas.take_history(1)  # a user who left and came back starts afresh
+    assert quotas.may_read_history(1)  # a user who left and came back starts afresh
 
 
 def test_history_keeps_the_newest_messages_that_fit():
     messages = [{"id": n, "text": "x" * 100} for n in range(10)]
     size = codec.size_at_most(messages[0])
-    assert newest_within(messages, 3 * size) == messages[7:]
-    assert newest_within(messages, 3 * size - 1) == messages[8:]
-    assert newest_within(messages, 100 * size) == messages
+    assert newest_within(messages, 3 * size) == (messages[7:], 3 * size)
+    assert newest_within(messages, 3 * size - 1) == (messages[8:], 2 * size)
+    assert newest_within(messages, 100 * size) == (messages, 10 * size)
 
 
 # Sockets
@@ -257,6 +265,33 @@ async def test_a_burst_of_connections_is_taken_a_few_a_turn_and_none_is_lost():
         stop()
         listener.close()
         for client in clients:
+            client.close()
+
+
+@pytest.mark.gen_test
+async def test_paced_connections_are_taken_no_faster_than_the_rate_and_none_is_lost():
+    rate, burst, clients = 100, 10, 60
+    listener = PatientSocket.taking(tornado.netutil.bind_sockets(0, "127.0.0.1")[0],
+                                    TokenBucket(rate, burst, time.monotonic()))
+    taken_at = []
+
+    def taken(conn, _address):
+        taken_at.append(time.monotonic())
+        conn.close()
+
+    started = time.monotonic()
+    stop = tornado.netutil.add_accept_handler(listener, taken)
+    port = listener.getsockname()[1]
+    dialled = [socket.create_connection(("127.0.0.1", port)) for _ in range(clients)]
+    try:
+        await _until(lambda: len(taken_at) == clients)
+        for n, at in enumerate(taken_at, start=1):  # never ahead of the bucket
+            assert n <= burst + rate * (at - started) + 1
+        assert taken_at[-1] - started >= (clients - burst - 1) / rate
+    finally:
+        stop()
+        listener.close()
+        for client in dialled:
             client.close()
 
 

@@ -9,7 +9,7 @@ import pytest
 import tornado.httpclient
 
 from rtserver import auth
-from rtserver.listener import MAX_AWAITING_HEADERS
+from rtserver.listener import ACCEPTS_PER_TURN, MAX_AWAITING_HEADERS
 from tests.client import Admin, Client
 from tests.conftest import IDS
 from tests.processes import Server
@@ -93,9 +93,49 @@ async def test_headers_that_never_end_are_cut_off_while_others_are_served(settin
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_a_flood_of_refused_upgrades_gets_in_no_faster_than_the_accept_rate(
+        settings, children):
+    rate, seconds = 50, 3
+    server = children.server(settings, f"--accept-rate={rate}", "--max-connections-per-user=1")
+    await server.until_healthy()
+    admin = Admin(server.base_url, settings.admin_token, IDS)
+    attacker, bystander, newcomer = await admin.users(3)
+    token = auth.issue_token(settings.token_secret, attacker)
+    friend = await Client.open(server.base_url, auth.issue_token(settings.token_secret, bystander))
+    held = await Client.open(server.base_url, token)  # the attacker's one socket: others get 429
+    await asyncio.sleep(1)  # the bucket full again: the flood starts from its burst
+    started = time.monotonic()
+    ends = started + seconds
+    refused = []
+
+    async def dial_without_end():
+        while time.monotonic() < ends:
+            with pytest.raises(tornado.httpclient.HTTPClientError) as refusal:
+                await Client.open(server.base_url, token)
+            assert refusal.value.code == 429
+            refused.append(time.monotonic())
+
+    flood = [asyncio.ensure_future(dial_without_end()) for _ in range(64)]
+    pings = []
+    while time.monotonic() < ends:
+        pings.append(await friend.request("ping"))
+        await asyncio.sleep(0.05)
+    await asyncio.gather(*flood)
+    in_time = [at for at in refused if at <= ends]
+    assert len(in_time) > rate * seconds / 2, "the flood never reached the node's pace"
+    assert len(in_time) <= rate + rate * seconds + ACCEPTS_PER_TURN  # the burst, then the rate
+    assert all(p["ok"] for p in pings) and len(pings) > seconds * 10
+    late = await Client.open(server.base_url,  # still let in
+                             auth.issue_token(settings.token_secret, newcomer))
+    for client in (friend, held, late):
+        client.close()
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_past_the_most_connections_awaiting_headers_the_oldest_make_way(
         settings, children):
-    server = children.server(settings, "--header-timeout=60")  # no time-out within this test
+    # No time-out within this test, and connections taken as fast as they come.
+    server = children.server(settings, "--header-timeout=60", "--accept-rate=0")
     await server.until_healthy()
     slow = [await slow_request(server.port) for _ in range(MAX_AWAITING_HEADERS + 100)]
     closed = await asyncio.gather(*(closed_by_server(reader, 3) for reader, _ in slow[:100]))
@@ -113,7 +153,7 @@ async def test_out_of_file_descriptors_is_logged_once_a_second_and_the_node_reco
     # The server asks for 10 sockets and its headroom of descriptors, more than prlimit leaves
     # it unless it may raise its own hard limit: whichever it got, more connections come.
     server = Server(settings, children.directory / "serve.log", "--header-timeout=3",
-                    "--max-connections=10")
+                    "--max-connections=10", "--accept-rate=0")
     server.argv = ["prlimit", "--nofile=256:256", *server.argv]
     children.start(server)
     await server.until_healthy()
