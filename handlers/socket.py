@@ -19,6 +19,7 @@ HARD_FRAME_LIMIT = 1 << 20  # past this Tornado closes with 1009 before reading 
 class SocketHandler(tornado.websocket.WebSocketHandler):
     # Set by open(). Tornado calls on_close for a client that left during the upgrade too.
     connection: Connection | None = None
+    opened_at: float | None = None
 
     @property
     def ctx(self):
@@ -80,7 +81,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         # waits for the client's delayed ACK of the first, some 40 ms.
         self.set_nodelay(True)
         self.ctx.hub.connect(self.connection, self.rooms)
-        self.ctx.reclaimer.connection_opened()
+        self.opened_at = self.ctx.reclaimer.connection_opened()
         metrics.CONNECTIONS.inc()
         self.connection.send_frame(codec.encode(self.subprotocol, self.hello))
         self.connection.catch_up(self.hello)  # its balance was read before it joined the rooms
@@ -94,7 +95,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
 
     def on_close(self):
         self.ctx.hub.disconnect(self.connection)
-        self.ctx.reclaimer.connection_ended()
+        self.ctx.reclaimer.connection_ended(self.opened_at)
         metrics.CONNECTIONS.dec()
         if self.connection is not None:
             self.connection.abandon()

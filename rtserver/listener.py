@@ -72,16 +72,13 @@ class GuardedServer(tornado.httpserver.HTTPServer):
     def initialize(self, *args, header_timeout: float, reclaimer: Reclaimer, **kwargs):
         super().initialize(*args, **kwargs)
         self.header_timeout, self.reclaimer = header_timeout, reclaimer
-        self._answered: set = set()  # connections past their first request's headers
+        self._opened_at: dict = {}  # connection → when it opened (its first request began)
         self.awaiting: collections.OrderedDict = collections.OrderedDict()  # oldest first
 
-    def handle_stream(self, stream, address) -> None:
-        self.reclaimer.connection_opened()
-        super().handle_stream(stream, address)
-
     def start_request(self, server_conn, request_conn):
-        first = server_conn not in self._answered
-        self._answered.add(server_conn)
+        first = server_conn not in self._opened_at
+        if first:
+            self._opened_at[server_conn] = self.reclaimer.connection_opened()
         waiting = AwaitingHeaders(super().start_request(server_conn, request_conn),
                                   request_conn, self.awaiting,
                                   self.header_timeout if first else None)
@@ -90,8 +87,7 @@ class GuardedServer(tornado.httpserver.HTTPServer):
         return waiting
 
     def on_close(self, server_conn) -> None:
-        self._answered.discard(server_conn)
-        self.reclaimer.connection_ended()
+        self.reclaimer.connection_ended(self._opened_at.pop(server_conn, None))
         super().on_close(server_conn)
 
 

@@ -16,7 +16,7 @@ from rtserver import auth, codec, sparing_log
 from rtserver.chat import HISTORY_BYTES, newest_within
 from rtserver.errors import NodeFull, TooManyConnections
 from rtserver.listener import ACCEPTS_PER_TURN, PatientSocket
-from rtserver.memory import Reclaimer
+from rtserver.memory import LONG_LIVED, Reclaimer
 from rtserver.quotas import HISTORY_BYTES_BURST, REQUESTS_PER_CONNECTION, REQUESTS_PER_USER, Quotas
 from rtserver.ratelimit import TokenBucket
 from tests.test_hostile import upgrade
@@ -220,16 +220,23 @@ def _encoded(subprotocol: str, frame: dict) -> bytes:
 
 def test_a_full_collection_waits_until_most_of_a_burst_of_connections_is_gone():
     reclaimer = Reclaimer()
-    for _ in range(5000):
-        reclaimer.connection_opened()
-    for _ in range(1500):
-        reclaimer.connection_ended()
+    long_ago = [reclaimer.connection_opened() - LONG_LIVED for _ in range(5000)]
+    for opened_at in long_ago[:1500]:
+        reclaimer.connection_ended(opened_at)
     reclaimer.give_back()
     assert reclaimer.ended == 1500  # 3,500 still open: a collection would walk them for little
-    for _ in range(3400):
-        reclaimer.connection_ended()
+    for opened_at in long_ago[1500:4900]:
+        reclaimer.connection_ended(opened_at)
     reclaimer.give_back()
     assert reclaimer.ended == 0 and reclaimer.open == 100
+
+
+def test_connections_gone_within_moments_never_set_off_a_full_collection():
+    reclaimer = Reclaimer()
+    for _ in range(5000):  # a flood, each connection refused at once
+        reclaimer.connection_ended(reclaimer.connection_opened())
+    reclaimer.connection_ended(None)  # a client gone before its socket opened was never counted
+    assert reclaimer.open == 0 and reclaimer.ended == 0
 
 
 @pytest.mark.gen_test
