@@ -15,6 +15,7 @@ import secrets
 import signal
 import sys
 import time
+import urllib.request
 
 from bench.run import RESULTS, Loads, Server, drop, progress, provision, with_database
 from bench.siege_report import figures_of, summary, table
@@ -31,7 +32,8 @@ LONG_MESSAGES = 100
 SEND_PACE = 20  # chat.send a second while filling the history: well under the rate limit
 RATE_LIMIT = 50  # the server's default; every attack stays under it
 GRACE = 30  # seconds an attack may take past its time to close its sockets and report
-REJOIN = 5  # seconds for the ordinary clients to dial a restarted server again
+REJOIN = 5  # seconds the ordinary clients are given to dial a restarted server again
+REJOIN_MOST = 60  # seconds waited for every one of them before an attack starts all the same
 
 
 def attack(name: str, args, server: Server) -> tuple[dict, list[dict], int]:
@@ -132,6 +134,13 @@ class Siege:
         self.server.log.rename(self.server.log.with_name(f"server-{name}.log"))
         start(self.server)
         time.sleep(REJOIN)
+        # An attack on connections (slowloris, the flood) fills the queue that a client still
+        # dialling waits in: each attack starts once every ordinary client is back.
+        deadline = time.monotonic() + REJOIN_MOST
+        while (back := sockets_open(self.server)) < MEMBERS + 1 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if back < MEMBERS + 1:
+            progress(f"only {back} of the {MEMBERS + 1} ordinary clients came back")
 
     def stop_all(self) -> None:
         for loads in (self.attackers, self.ordinary):
@@ -139,6 +148,13 @@ class Siege:
                 if proc.poll() is None:
                     proc.kill()
                 proc.wait(timeout=10)
+
+
+def sockets_open(server: Server) -> int:
+    """The server's open WebSocket connections, as its metrics say."""
+    text = urllib.request.urlopen(server.url + "/metrics", timeout=5).read().decode()
+    return next(int(float(line.split()[1])) for line in text.splitlines()
+                if line.startswith("rtserver_connections "))
 
 
 def start(server: Server) -> None:

@@ -94,6 +94,8 @@ class Connection:
         except Exception as exc:  # the client asks again (wallet.get) after a resync
             self.ctx.outages.failed(exc, "catching a new socket up", log)
             return
+        finally:
+            self.catching_up = None  # a finished task, kept, is some 650 bytes per idle socket
         if event is not None and self.newer_balance(event["ledger_id"]):
             self.send_frame(codec.encode(self.subprotocol, event))
 
