@@ -119,6 +119,8 @@ class Conn(asyncio.Protocol):
             head = bytes([0x80 | opcode, 0x80 | 127]) + size.to_bytes(8, "big")
         keys = (mask * (size // 4 + 1))[:size]
         masked = (int.from_bytes(payload, "big") ^ int.from_bytes(keys, "big")).to_bytes(size, "big")
+        if self.transport.is_closing():  # uvloop would raise RuntimeError: say what it means
+            raise ConnectionError("closed")
         self.transport.write(head + mask + masked)
 
     # the client's side
