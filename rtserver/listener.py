@@ -51,8 +51,8 @@ def listen(app, port: int, address: str, header_timeout: float, reclaimer: Recla
                            idle_connection_timeout=IDLE_TIMEOUT, body_timeout=BODY_TIMEOUT,
                            **options)
     sockets = tornado.netutil.bind_sockets(port, address, backlog=BACKLOG, reuse_port=reuse_port)
-    pace = accept_rate and TokenBucket(accept_rate, accept_rate, time.monotonic())
-    server.add_sockets([PatientSocket.taking(s, pace or None) for s in sockets])
+    pace = TokenBucket(accept_rate, accept_rate, time.monotonic()) if accept_rate else None
+    server.add_sockets([PatientSocket.taking(s, pace) for s in sockets])
     return server
 
 
