@@ -2,11 +2,14 @@
 
 Each client pings and grabs, in a closed loop with a short think time, the newest packet its
 group heard of; one of them (the sender) keeps paying packets into the group, so grabs win or
-come too late for real. Every request is timed, and every failure counted: an error answer, no
+come too late for real; and once a second someone opens the app (a newcomer dials a socket of
+its own, pings and leaves), since an attack on connections would keep out the people arriving,
+not those already in. Every request is timed, and every failure counted: an error answer, no
 answer within `TIMEOUT` seconds, a connection refused or dropped (the client then reconnects).
 Each `mark` line on stdin is answered with the window since the last one; `stop` ends the job.
 """
 import asyncio
+import itertools
 import json
 import random
 import sys
@@ -17,6 +20,7 @@ from bench.wire import Conn
 TIMEOUT = 5.0  # seconds; an answer later than this is a failure, as a user would see it
 THINK = (0.05, 0.15)  # seconds between one client's requests: a person, not a flood
 RECONNECT_PAUSE = 0.5  # seconds before a dropped client dials again
+NEWCOMER_EVERY = 1.0  # seconds between newcomers
 GRAB_RESULTS = {"ok", "too_slow", "already"}
 PACKET = {"type": 3, "amount": "0.20", "number": 20, "pay_type": "balance"}  # 0.01 a share
 
@@ -26,6 +30,7 @@ class Window:
 
     def __init__(self):
         self.latencies: list[float] = []
+        self.joins: list[float] = []  # a newcomer's dial to its first answer
         self.failures = 0
         self.first_failure: str | None = None
         self.results: dict[str, int] = {}
@@ -36,7 +41,8 @@ class Window:
             self.first_failure = f"{time.strftime('%H:%M:%S')} {what}"
 
     def as_dict(self) -> dict:
-        return {"latencies": [round(x, 5) for x in self.latencies], "failures": self.failures,
+        return {"latencies": [round(x, 5) for x in self.latencies],
+                "joins": [round(x, 5) for x in self.joins], "failures": self.failures,
                 "first_failure": self.first_failure, "results": self.results}
 
 
@@ -107,6 +113,24 @@ class Clients:
             except ConnectionError:
                 pass  # counted when `connected` finds it gone
 
+    async def newcomers(self, tokens: list[str]) -> None:
+        """Once a second a member opens a second socket (the app on another phone): dials,
+        upgrades, pings, and hangs up; the whole of it within `TIMEOUT`, or it failed."""
+        for token in itertools.cycle(tokens):
+            if time.monotonic() >= self.deadline:
+                return
+            started, conn = time.perf_counter(), None
+            try:
+                conn = await asyncio.wait_for(Conn.open(self.url, token), TIMEOUT)
+                await conn.request_within(TIMEOUT - (time.perf_counter() - started), "ping")
+                self.window.joins.append(time.perf_counter() - started)
+            except (OSError, asyncio.TimeoutError) as exc:
+                self.window.failed(f"newcomer: {exc!r}"[:200])
+            finally:
+                if conn is not None:
+                    conn.close()
+            await asyncio.sleep(max(0.0, NEWCOMER_EVERY - (time.perf_counter() - started)))
+
     async def sender(self, conn: Conn, token: str, per_second: float) -> None:
         while time.monotonic() < self.deadline:
             conn = await self.connected(conn, token)
@@ -140,6 +164,7 @@ async def ordinary(conns, job) -> dict:
         sender = await Conn.open(job["url"], job["sender_token"])
         tasks.append(asyncio.ensure_future(
             clients.sender(sender, job["sender_token"], job["packets_per_s"])))
+        tasks.append(asyncio.ensure_future(clients.newcomers(job["tokens"])))
     lines = await stdin_lines()
     while (left := clients.deadline - time.monotonic()) > 0:
         try:

@@ -20,9 +20,12 @@ TARGETS = {
 def clients(windows: list[dict]) -> dict:
     """The ordinary clients of every load process, pooled over the given windows."""
     latencies = [x for w in windows for x in w["latencies"]]
+    joins = [x for w in windows for x in w.get("joins", [])]  # older runs had no newcomers
     firsts = sorted(w["first_failure"] for w in windows if w["first_failure"])
     return {"requests": len(latencies), "p50_ms": round(percentile(latencies, 50) * 1000, 1),
-            "p99_ms": round(percentile(latencies, 99) * 1000, 1),
+            "p99_ms": round(percentile(latencies, 99) * 1000, 1), "newcomers": len(joins),
+            "join_p50_ms": round(percentile(joins, 50) * 1000, 1),
+            "join_max_ms": round(max(joins, default=0) * 1000, 1),
             "failures": sum(w["failures"] for w in windows),
             "first_failure": firsts[0] if firsts else None}
 
@@ -115,6 +118,10 @@ def got(name: str, attack: dict) -> str:
             f"{attack['closed_by_server']} closed by server")
 
 
+def joined(ordinary: dict) -> str:
+    return f"{ordinary['join_p50_ms']} / {ordinary['join_max_ms']} ({ordinary['newcomers']})"
+
+
 def yes(flag: bool) -> str:
     return "yes" if flag else "**no**"
 
@@ -123,9 +130,10 @@ def table(figures: dict) -> str:
     base = figures["baseline"]
     o = base["ordinary"]
     rows = [
-        "| phase | ordinary p50 / p99 ms (× baseline p99) | met | RSS idle → peak → end of recovery, MB | met peak | met end | fds idle → peak | log growth | met | ordinary failures | met | the attack got |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| phase | ordinary p50 / p99 ms (× baseline p99) | met | newcomers: dial to first answer, p50 / max ms | RSS idle → peak → end of recovery, MB | met peak | met end | fds idle → peak | log growth | met | ordinary failures | met | the attack got |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         f"| baseline | {o['p50_ms']} / {o['p99_ms']} ({o['requests']} requests) | | "
+        f"{joined(o)} | "
         f"{base['rss_idle_mb']} → {base['rss_peak_mb']} | | | {base['fds_idle']} → "
         f"{base['fds_peak']} | {base['log_growth_bytes']:,} B | | {o['failures']} | "
         f"{yes(o['failures'] == 0)} | no attack |",
@@ -137,7 +145,7 @@ def table(figures: dict) -> str:
         stopped = f" **stopped: {p['stopped']}**" if p["stopped"] else ""
         rows.append(
             f"| {name} | {o['p50_ms']} / {o['p99_ms']} ({o['p99_vs_baseline']}×) | "
-            f"{yes(met['p99'])} | {p['rss_idle_mb']} → {p['rss_peak_mb']} → {after} | "
+            f"{yes(met['p99'])} | {joined(o)} | {p['rss_idle_mb']} → {p['rss_peak_mb']} → {after} | "
             f"{yes(met['peak_rss'])} | {yes(met['rss_after'])} | {p['fds_idle']} → "
             f"{p['fds_peak']} | {p['log_growth_bytes']:,} B | {yes(met['log'])} | "
             f"{failures.replace('|', '/')} | {yes(met['failures'])} | "

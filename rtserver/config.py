@@ -40,8 +40,9 @@ class Settings:
     max_connections_per_user: int = flag(20, "sockets one user may have open on this node")
     max_connections: int = flag(50000, "sockets this node keeps open at most")
     header_timeout: float = flag(10.0, "seconds an HTTP request's headers may take to arrive")
-    accept_rate: float = flag(300.0, "new connections this process takes a second at most, in "
-                              "bursts of as many; the rest wait in the kernel's queue (0: off)")
+    accept_rate: float = flag(300.0, "new connections this process serves a second at most, "
+                              "in bursts of as many, once their first request has arrived; the "
+                              "rest wait their turn (0: off)")
     pin_lock: int = flag(10800, "seconds a payment password stays locked after five wrong tries")
     require_pin: bool = flag(False, "every balance payment needs a payment password: users "
                              "without one get pin_required")

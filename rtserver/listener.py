@@ -4,9 +4,8 @@ Tornado's defaults let a peer that sends a request line a byte at a time keep it
 hour, and its accept loop logs a traceback on every turn once the process is out of file
 descriptors (docs/protocol.md, "Rates and bounds": headers within `--header-timeout`, bodies
 within 30 s, idle keep-alive connections closed after 60 s, running out of descriptors logged
-once a second at most). And a peer opening connections as fast as it can, each refused at once,
-would take the node's time from the sockets it serves: new connections are taken at
-`--accept-rate`, the rest wait in the kernel's queue (HAProxy's `rate-limit sessions`).
+once a second at most). A new connection waits at the header gate (rtserver/header_gate.py)
+until its first request is complete; Tornado takes it from there at `--accept-rate`.
 """
 import collections
 import errno
@@ -21,6 +20,7 @@ import tornado.ioloop
 import tornado.netutil
 
 from rtserver import metrics
+from rtserver.header_gate import HeaderGate
 from rtserver.memory import Reclaimer
 from rtserver.ratelimit import TokenBucket
 from rtserver.sparing_log import OncePerSecond
@@ -30,14 +30,14 @@ log = logging.getLogger("rtserver.listener")
 BODY_TIMEOUT = 30  # seconds a request's body may take to arrive
 IDLE_TIMEOUT = 60  # seconds a kept-alive connection may wait for its next request
 ACCEPT_PAUSE = 0.1  # seconds the accept loop rests when no descriptor is left for a new socket
-# New connections taken in one turn of the event loop, at most (Tornado takes up to 128): a
-# flood of connections waits its turn in the kernel's queue, and the sockets already open are
+# New connections taken in one turn of the event loop, at most (Tornado takes up to 128): taking
+# one to the header gate costs some 27 µs (bench/gate.py), so the sockets already open are
 # served in between.
-ACCEPTS_PER_TURN = 16
-# Connections the kernel keeps waiting to be taken (Tornado asks for 128): paced, a crowd
-# reconnecting at once waits here, instead of having its SYNs dropped and retried a second later.
+ACCEPTS_PER_TURN = 64
+# Connections the kernel keeps waiting to be taken (Tornado asks for 128): a crowd reconnecting
+# at once waits here, instead of having its SYNs dropped and retried a second later.
 BACKLOG = 1024
-MAX_AWAITING_HEADERS = 2000  # connections waiting for a request's headers, at most (see below)
+MAX_AWAITING_HEADERS = 2000  # kept-alive connections waiting for a next request's headers (below)
 FD_HEADROOM = 1024  # descriptors beyond the sockets: MariaDB, Redis, files, the listener
 OUT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
@@ -47,43 +47,48 @@ def listen(app, port: int, address: str, header_timeout: float, reclaimer: Recla
     """Serve `app` on `port`, taking at most `accept_rate` new connections a second (0: no
     limit), beside other processes that bind it too if `reuse_port`; return the server (stop it
     with `stop()`)."""
-    server = GuardedServer(app, header_timeout=header_timeout, reclaimer=reclaimer, xheaders=True,
-                           idle_connection_timeout=IDLE_TIMEOUT, body_timeout=BODY_TIMEOUT,
-                           **options)
-    sockets = tornado.netutil.bind_sockets(port, address, backlog=BACKLOG, reuse_port=reuse_port)
     pace = TokenBucket(accept_rate, accept_rate, time.monotonic()) if accept_rate else None
-    server.add_sockets([PatientSocket.taking(s, pace) for s in sockets])
+    server = GuardedServer(app, header_timeout=header_timeout, pace=pace, reclaimer=reclaimer,
+                           xheaders=True, idle_connection_timeout=IDLE_TIMEOUT,
+                           body_timeout=BODY_TIMEOUT, **options)
+    sockets = tornado.netutil.bind_sockets(port, address, backlog=BACKLOG, reuse_port=reuse_port)
+    server.add_sockets([PatientSocket.taking(s) for s in sockets])
     return server
 
 
 class GuardedServer(tornado.httpserver.HTTPServer):
-    """Tornado's server with a deadline on the headers of each connection's first request, and
-    a bound on the connections waiting for headers at all.
+    """Tornado's server behind the header gate, with a bound on the kept-alive connections
+    waiting for a next request's headers.
 
-    Tornado has one time-out for waiting for a request and reading its headers
-    (`idle_connection_timeout`): the idle limit covers a kept-alive connection's later requests,
-    and a new connection, which has never been idle, gets `header_timeout` to say what it wants.
-    A client's headers arrive with its first packets, so a node rarely has more than a few
-    hundred connections waiting for them; past MAX_AWAITING_HEADERS, the one that has waited
-    longest is closed: peers that send a request a byte at a time cannot hold the node's
-    descriptors and memory, whatever their number.
+    The gate sees to a connection's first request. Its later ones have Tornado's
+    `idle_connection_timeout` for waiting and reading headers alike; past MAX_AWAITING_HEADERS
+    connections doing so, the one that has waited longest is closed: peers that send each
+    next request a byte at a time cannot hold the node's descriptors, whatever their number.
     """
 
-    def initialize(self, *args, header_timeout: float, reclaimer: Reclaimer, **kwargs):
+    def initialize(self, *args, header_timeout: float, pace: TokenBucket | None,
+                   reclaimer: Reclaimer, **kwargs):
         super().initialize(*args, **kwargs)
-        self.header_timeout, self.reclaimer = header_timeout, reclaimer
+        self.reclaimer, self.gate = reclaimer, HeaderGate(self, header_timeout, pace)
         self._opened_at: dict = {}  # connection → when it opened (its first request began)
         self.awaiting: collections.OrderedDict = collections.OrderedDict()  # oldest first
 
+    def add_sockets(self, sockets) -> None:
+        """Listen on `sockets`: their connections come in through the gate."""
+        for sock in sockets:
+            self.gate.watch(sock)
+
+    def stop(self) -> None:
+        self.gate.stop()
+        super().stop()
+
     def start_request(self, server_conn, request_conn):
-        first = server_conn not in self._opened_at
-        if first:
+        if server_conn not in self._opened_at:
             self._opened_at[server_conn] = self.reclaimer.connection_opened()
         waiting = AwaitingHeaders(super().start_request(server_conn, request_conn),
-                                  request_conn, self.awaiting,
-                                  self.header_timeout if first else None)
+                                  request_conn, self.awaiting)
         if len(self.awaiting) > MAX_AWAITING_HEADERS:
-            next(iter(self.awaiting)).give_up("awaiting_headers")
+            next(iter(self.awaiting)).give_up()
         return waiting
 
     def on_close(self, server_conn) -> None:
@@ -92,26 +97,20 @@ class GuardedServer(tornado.httpserver.HTTPServer):
 
 
 class AwaitingHeaders(tornado.httputil.HTTPMessageDelegate):
-    """A request until its headers have arrived: listed among those awaited, and closed if its
-    deadline (a first request's) passes first."""
+    """A request until its headers have arrived: listed among those awaited."""
 
-    def __init__(self, delegate, request_conn, awaiting: dict, timeout: float | None):
+    def __init__(self, delegate, request_conn, awaiting: dict):
         self.delegate, self.request_conn, self.awaiting = delegate, request_conn, awaiting
-        self.timer = timeout and tornado.ioloop.IOLoop.current().call_later(
-            timeout, self.give_up, "header_timeout")
         awaiting[self] = None
 
-    def give_up(self, why: str) -> None:
-        metrics.refused(why)
+    def give_up(self) -> None:
+        metrics.refused("awaiting_headers")
         self._arrived()
         self.request_conn.close()
 
     def _arrived(self) -> None:
         """No longer waiting, for whatever reason."""
         self.awaiting.pop(self, None)
-        if self.timer:
-            tornado.ioloop.IOLoop.current().remove_timeout(self.timer)
-            self.timer = None
 
     def headers_received(self, start_line, headers):
         self._arrived()
@@ -129,39 +128,27 @@ class AwaitingHeaders(tornado.httputil.HTTPMessageDelegate):
 
 
 class PatientSocket(socket.socket):
-    """A listening socket that takes at most ACCEPTS_PER_TURN connections a turn and, given a
-    `pace` (shared by a server's sockets), no more than it allows; with no descriptor left for
-    a new connection, it stops accepting for a moment and says so once a second, instead of
-    failing (and being logged) every turn.
-
-    Tornado's server spends some 0.3 ms on a connection even when it only answers 429: a peer
-    opening thousands a second would take the node's time from the sockets it serves. Paced,
-    the rest wait in the kernel's queue, costing the node nothing; a client that finds the
-    queue full tries again by itself (TCP retransmits its SYN)."""
+    """A listening socket that takes at most ACCEPTS_PER_TURN connections a turn; with no
+    descriptor left for a new connection, it stops accepting for a moment and says so once a
+    second, instead of failing (and being logged) every turn."""
 
     @classmethod
-    def taking(cls, sock: socket.socket, pace: TokenBucket | None = None) -> "PatientSocket":
+    def taking(cls, sock: socket.socket) -> "PatientSocket":
         patient = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
         patient.setblocking(False)
         patient._out_of_fds = OncePerSecond(log, logging.ERROR)
         patient._taken = 0  # this turn
-        patient._pace = pace
         return patient
 
     def accept(self):
         if self._taken >= ACCEPTS_PER_TURN:
             raise BlockingIOError(errno.EAGAIN, "enough for this turn")  # Tornado: next turn
-        if self._pace and not self._pace.take(time.monotonic()):
-            self._rest(1 / self._pace.rate)  # until the next connection is due
-            raise BlockingIOError(errno.EAGAIN, "paced")
         if self._taken == 0:
             tornado.ioloop.IOLoop.current().add_callback(self._next_turn)
         self._taken += 1
         try:
             return super().accept()
         except OSError as exc:
-            if self._pace:  # nobody was taken
-                self._pace.give_back()
             if exc.errno not in OUT_OF_FDS:
                 raise
             metrics.refused("file_descriptors")

@@ -7,6 +7,8 @@ from prometheus_client import Counter, Gauge, Histogram, Info
 # metrics, and a scrape of the shared port reaches one of them.
 PROCESS = Info("rtserver_process", "This process: its pid and its index among --processes")
 CONNECTIONS = Gauge("rtserver_connections", "Open WebSocket connections")
+AT_GATE = Gauge("rtserver_connections_at_gate",
+                "New connections waiting for their first request's headers, or their turn")
 REQUESTS = Counter("rtserver_requests_total", "Socket requests answered", ["op", "outcome"])
 LATENCY = Histogram("rtserver_request_seconds", "Time to answer a socket request", ["op"],
                     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))

@@ -7,14 +7,18 @@ import logging
 import socket
 import time
 
+import prometheus_client
 import pytest
 import tornado.httpclient
+import tornado.httpserver
 import tornado.ioloop
 import tornado.netutil
+import tornado.web
 
-from rtserver import auth, codec, sparing_log
+from rtserver import auth, codec, header_gate, sparing_log
 from rtserver.chat import HISTORY_BYTES, newest_within
 from rtserver.errors import NodeFull, TooManyConnections
+from rtserver.header_gate import HeaderGate
 from rtserver.listener import ACCEPTS_PER_TURN, PatientSocket
 from rtserver.memory import LONG_LIVED, Reclaimer
 from rtserver.quotas import HISTORY_BYTES_BURST, REQUESTS_PER_CONNECTION, REQUESTS_PER_USER, Quotas
@@ -275,31 +279,102 @@ async def test_a_burst_of_connections_is_taken_a_few_a_turn_and_none_is_lost():
             client.close()
 
 
-@pytest.mark.gen_test
-async def test_paced_connections_are_taken_no_faster_than_the_rate_and_none_is_lost():
-    rate, burst, clients = 100, 10, 60
-    listener = PatientSocket.taking(tornado.netutil.bind_sockets(0, "127.0.0.1")[0],
-                                    TokenBucket(rate, burst, time.monotonic()))
-    taken_at = []
+class Recorded(tornado.httpserver.HTTPServer):
+    """An HTTP server that notes when each connection reached it from the gate."""
 
-    def taken(conn, _address):
-        taken_at.append(time.monotonic())
-        conn.close()
+    def initialize(self, *args, **kwargs):
+        super().initialize(*args, **kwargs)
+        self.taken_at: list[float] = []
 
-    started = time.monotonic()
-    stop = tornado.netutil.add_accept_handler(listener, taken)
+    def handle_stream(self, stream, address):
+        self.taken_at.append(time.monotonic())
+        return super().handle_stream(stream, address)
+
+
+class Echo(tornado.web.RequestHandler):
+    def post(self):
+        self.write(self.request.body)
+
+
+@contextlib.contextmanager
+def gated(header_timeout: float, pace: TokenBucket | None):
+    """A server behind a header gate, on a port of its own; yields (gate, server, port)."""
+    server = Recorded(tornado.web.Application([("/echo", Echo)]))
+    gate = HeaderGate(server, header_timeout, pace)
+    listener = PatientSocket.taking(tornado.netutil.bind_sockets(0, "127.0.0.1")[0])
     port = listener.getsockname()[1]
-    dialled = [socket.create_connection(("127.0.0.1", port)) for _ in range(clients)]
+    gate.watch(listener)
     try:
-        await _until(lambda: len(taken_at) == clients)
-        for n, at in enumerate(taken_at, start=1):  # never ahead of the bucket
-            assert n <= burst + rate * (at - started) + 1
-        assert taken_at[-1] - started >= (clients - burst - 1) / rate
+        yield gate, server, port
     finally:
-        stop()
-        listener.close()
-        for client in dialled:
-            client.close()
+        gate.stop()
+        server.stop()
+
+
+async def post_in_pieces(port: int, pieces: list[bytes]) -> bytes:
+    """Send a request in `pieces`, a moment apart; the whole answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    for piece in pieces:
+        writer.write(piece)
+        await writer.drain()
+        await asyncio.sleep(0.05)
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    return answer
+
+
+ECHO = (b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 11\r\n\r\n"
+        b"hello there")
+
+
+@pytest.mark.gen_test
+async def test_what_the_gate_read_reaches_the_request_whole():
+    with gated(5, None) as (_gate, server, port):
+        at_once = await post_in_pieces(port, [ECHO])  # the body came with the headers
+        in_pieces = await post_in_pieces(port, [ECHO[i:i + 7] for i in range(0, len(ECHO), 7)])
+        bare_newlines = await post_in_pieces(port, [ECHO.replace(b"\r\n", b"\n")])
+    for answer in (at_once, in_pieces, bare_newlines):
+        assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\nhello there")
+    assert len(server.taken_at) == 3
+
+
+@pytest.mark.gen_test
+async def test_headers_late_are_closed_at_the_gate_and_tornado_never_sees_them():
+    with gated(0.5, None) as (gate, server, port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(ECHO[:20])
+        assert await asyncio.wait_for(reader.read(), 5) == b"", "closed, nothing answered"
+        assert not gate.waiting and not server.taken_at
+        writer.close()
+
+
+@pytest.mark.gen_test
+async def test_past_the_most_at_the_gate_the_one_waiting_longest_makes_way(monkeypatch):
+    monkeypatch.setattr(header_gate, "MAX_AT_GATE", 20)
+    with gated(60, None) as (gate, server, port):
+        slow = []
+        for _ in range(25):
+            slow.append(await asyncio.open_connection("127.0.0.1", port))
+            slow[-1][1].write(b"GET / HTTP/1.1\r\n")
+            await _until(lambda: len(gate.waiting) == min(len(slow), 20))
+        closed = [await asyncio.wait_for(reader.read(), 5) for reader, _ in slow[:5]]
+        assert closed == [b""] * 5 and len(gate.waiting) == 20
+        assert prometheus_client.REGISTRY.get_sample_value("rtserver_connections_at_gate") == 20
+        assert (await post_in_pieces(port, [ECHO])).endswith(b"hello there"), "a newcomer is served"
+        for _, writer in slow:
+            writer.close()
+
+
+@pytest.mark.gen_test
+async def test_complete_requests_go_on_no_faster_than_the_rate_in_order_and_none_is_lost():
+    rate, burst, clients = 100, 10, 60
+    with gated(10, TokenBucket(rate, burst, time.monotonic())) as (_gate, server, port):
+        started = time.monotonic()
+        answers = await asyncio.gather(*(post_in_pieces(port, [ECHO]) for _ in range(clients)))
+    assert all(a.endswith(b"hello there") for a in answers)
+    for n, at in enumerate(server.taken_at, start=1):  # never ahead of the bucket
+        assert n <= burst + rate * (at - started) + 1
+    assert server.taken_at[-1] - started >= (clients - burst - 1) / rate
 
 
 def test_a_line_a_flood_repeats_is_written_once_a_second_with_the_count_held_back(

@@ -9,7 +9,8 @@ import pytest
 import tornado.httpclient
 
 from rtserver import auth
-from rtserver.listener import ACCEPTS_PER_TURN, MAX_AWAITING_HEADERS
+from rtserver.header_gate import MAX_AT_GATE
+from rtserver.listener import ACCEPTS_PER_TURN
 from tests.client import Admin, Client
 from tests.conftest import IDS
 from tests.processes import Server
@@ -137,7 +138,7 @@ async def test_past_the_most_connections_awaiting_headers_the_oldest_make_way(
     # No time-out within this test, and connections taken as fast as they come.
     server = children.server(settings, "--header-timeout=60", "--accept-rate=0")
     await server.until_healthy()
-    slow = [await slow_request(server.port) for _ in range(MAX_AWAITING_HEADERS + 100)]
+    slow = [await slow_request(server.port) for _ in range(MAX_AT_GATE + 100)]
     closed = await asyncio.gather(*(closed_by_server(reader, 3) for reader, _ in slow[:100]))
     assert all(closed), f"{closed.count(False)} of the oldest still open"
     assert not any(await asyncio.gather(*(closed_by_server(reader, 0.1)
@@ -145,6 +146,26 @@ async def test_past_the_most_connections_awaiting_headers_the_oldest_make_way(
     assert await healthz(server.base_url) == 200  # a request that says what it wants is served
     for _, writer in slow:
         writer.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_newcomer_gets_in_at_once_while_a_crowd_of_slow_requests_fills_the_gate(
+        settings, children):
+    """Taken at the accept rate, a crowd of slow requests dialling at once filled the kernel's
+    queue of connections: a newcomer's SYN was dropped and sent again 1 s, 3 s later. At the
+    gate each is taken as it comes; the newcomer is answered before TCP would have retried."""
+    server = children.server(settings, "--header-timeout=60")  # the default accept rate
+    await server.until_healthy()
+    crowd = MAX_AT_GATE + 500
+    slow = await asyncio.gather(*(slow_request(server.port) for _ in range(crowd)))
+    first_retry = 1.0  # seconds: Linux's initial SYN retransmission time-out
+    response = await tornado.httpclient.AsyncHTTPClient().fetch(
+        server.base_url + "/healthz", connect_timeout=first_retry * 0.9, request_timeout=5,
+        raise_error=False)
+    assert response.code == 200, response.error
+    for _, writer in slow:
+        writer.close()
+    server.check_alive()
 
 
 @pytest.mark.gen_test(timeout=90)

@@ -1,0 +1,155 @@
+"""New connections wait at the gate, at the cost of a socket and a few bytes each, until their
+first request's headers have arrived; only then does Tornado's HTTP server take them (FreeBSD's
+`accf_http` accept filter, in the process).
+
+Tornado spends some 0.3 ms of Python on a connection it takes (a stream, an HTTP connection, a
+coroutine reading headers) and keeps all of it for as long as the headers take. Taken at that
+price, a peer opening connections as fast as it can and sending each a byte now and then
+(slowloris) has to be let in slowly, and while it fills the kernel's queue of connections the
+people opening the app wait there with it, their SYNs dropped and sent again a second or three
+later. At the gate a connection is taken as soon as it comes, its headers read as they arrive
+(a request line and headers come in one packet from any real client), and one that does not
+complete them within `--header-timeout` is closed. Complete requests go on to Tornado at
+`--accept-rate` (HAProxy's `rate-limit sessions`), in the order they completed. Past MAX_AT_GATE
+connections, the one that has waited longest for its headers makes way (or, with none, the
+complete one that has waited longest): neither a slowloris nor a flood holds the node's
+descriptors, whatever its numbers.
+"""
+import collections
+import re
+import socket
+import time
+
+import tornado.httpserver
+import tornado.ioloop
+import tornado.iostream
+import tornado.netutil
+
+from rtserver import metrics
+from rtserver.ratelimit import TokenBucket
+
+MAX_AT_GATE = 2000  # connections at the gate, at most
+MAX_HEADERS = 64 * 1024  # bytes of a first request read at the gate (Tornado's max_header_size)
+READ_SIZE = 4096
+SWEEP_EVERY = 0.25  # seconds between looks for connections past their time
+END_OF_HEADERS = re.compile(rb"\r?\n\r?\n")  # as Tornado's HTTP/1 reader finds it
+
+
+class Arrival:
+    """A connection at the gate: its socket, where it came from, what it sent so far."""
+    __slots__ = ("sock", "address", "deadline", "sent")
+
+    def __init__(self, sock: socket.socket, address, deadline: float):
+        self.sock, self.address, self.deadline = sock, address, deadline
+        self.sent = bytearray()
+
+
+class HeaderGate:
+    """Takes connections from listening sockets and hands the complete ones to `server`."""
+
+    def __init__(self, server: tornado.httpserver.HTTPServer, header_timeout: float,
+                 pace: TokenBucket | None):
+        self.server, self.header_timeout, self.pace = server, header_timeout, pace
+        self.loop = tornado.ioloop.IOLoop.current()
+        self.waiting: collections.OrderedDict = collections.OrderedDict()  # sock → Arrival
+        self.complete: collections.deque = collections.deque()  # due to go on, oldest first
+        self.listeners: list[socket.socket] = []
+        self.admitting = None  # the timer that lets the next complete one through
+        self.sweeper = tornado.ioloop.PeriodicCallback(self._sweep, SWEEP_EVERY * 1000)
+        metrics.AT_GATE.set_function(lambda: len(self.waiting) + len(self.complete))
+
+    def watch(self, listener: socket.socket) -> None:
+        """Take the connections `listener` accepts (see listener.PatientSocket)."""
+        self.listeners.append(listener)
+        tornado.netutil.add_accept_handler(listener, self._arrived)
+        if not self.sweeper.is_running():
+            self.sweeper.start()
+
+    def stop(self) -> None:
+        """Take no more, and close the connections still at the gate."""
+        self.sweeper.stop()
+        for listener in self.listeners:
+            self.loop.remove_handler(listener)
+            listener.close()
+        for arrival in [*self.waiting.values(), *self.complete]:
+            self._drop(arrival)
+        self.complete.clear()
+
+    def _arrived(self, sock: socket.socket, address) -> None:
+        sock.setblocking(False)
+        self.waiting[sock] = Arrival(sock, address, time.monotonic() + self.header_timeout)
+        self.loop.add_handler(sock, self._readable, tornado.ioloop.IOLoop.READ)
+        if len(self.waiting) + len(self.complete) > MAX_AT_GATE:
+            oldest = next(iter(self.waiting.values()), None) or self.complete.popleft()
+            self._drop(oldest, "awaiting_headers")
+
+    def _readable(self, sock: socket.socket, _events) -> None:
+        arrival = self.waiting[sock]
+        try:
+            chunk = sock.recv(READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:  # reset by the peer
+            chunk = b""
+        if not chunk:
+            self._drop(arrival)
+            return
+        seen = max(0, len(arrival.sent) - 3)
+        arrival.sent += chunk
+        if END_OF_HEADERS.search(arrival.sent, seen) or len(arrival.sent) >= MAX_HEADERS:
+            # Past MAX_HEADERS, Tornado answers as it does any request whose headers are too long.
+            self._stop_reading(arrival)
+            self.complete.append(arrival)
+            self._admit()
+
+    def _admit(self) -> None:
+        """Hand complete requests to the server, as many as the pace allows now."""
+        self.admitting = None
+        while self.complete and (self.pace is None or self.pace.take(time.monotonic())):
+            arrival = self.complete.popleft()
+            stream = PrefacedStream(arrival.sent, arrival.sock,
+                                    max_buffer_size=self.server.max_buffer_size,
+                                    read_chunk_size=self.server.read_chunk_size)
+            self.server.handle_stream(stream, arrival.address)
+        if self.complete and self.admitting is None:
+            self.admitting = self.loop.call_later(1 / self.pace.rate, self._admit)
+
+    def _sweep(self) -> None:
+        """Close the connections whose headers are late; they are in the order they came."""
+        now = time.monotonic()
+        while self.waiting:
+            oldest = next(iter(self.waiting.values()))
+            if oldest.deadline > now:
+                return
+            self._drop(oldest, "header_timeout")
+
+    def _drop(self, arrival: Arrival, why: str | None = None) -> None:
+        """Close a connection at the gate (counted as refused, `why`, unless the peer left)."""
+        if why:
+            metrics.refused(why)
+        if arrival.sock in self.waiting:
+            self._stop_reading(arrival)
+        arrival.sock.close()
+
+    def _stop_reading(self, arrival: Arrival) -> None:
+        del self.waiting[arrival.sock]
+        self.loop.remove_handler(arrival.sock)
+
+
+class PrefacedStream(tornado.iostream.IOStream):
+    """A socket's stream that first reads back what the gate already read of it.
+
+    `read_from_fd` is the method every IOStream subclass implements to read its source; the
+    stream calls it as soon as a read is asked for, before waiting for the socket."""
+
+    def __init__(self, preface: bytearray, sock: socket.socket, **kwargs):
+        super().__init__(sock, **kwargs)
+        self.preface = preface
+
+    def read_from_fd(self, buf) -> int | None:
+        if not self.preface:
+            return super().read_from_fd(buf)
+        n = min(len(buf), len(self.preface))
+        buf[:n] = self.preface[:n]
+        del self.preface[:n]
+        return n
