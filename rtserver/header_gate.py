@@ -13,9 +13,13 @@ complete them within `--header-timeout` is closed. Complete requests go on to To
 `--accept-rate` (HAProxy's `rate-limit sessions`), in the order they completed. Past MAX_AT_GATE
 connections, the one that has waited longest for its headers makes way (or, with none, the
 complete one that has waited longest): neither a slowloris nor a flood holds the node's
-descriptors, whatever its numbers.
+descriptors, whatever its numbers. A complete request not served within `--header-timeout` of
+completing (a flood past the accept rate) is closed too, and headers longer than Tornado reads
+(64 KiB) are answered 431 here: the gate holds 2,000 × 64 KiB at the very most.
 """
 import collections
+import contextlib
+import logging
 import re
 import socket
 import time
@@ -28,11 +32,15 @@ import tornado.netutil
 from rtserver import metrics
 from rtserver.ratelimit import TokenBucket
 
+log = logging.getLogger("rtserver.listener")
+
 MAX_AT_GATE = 2000  # connections at the gate, at most
-MAX_HEADERS = 64 * 1024  # bytes of a first request read at the gate (Tornado's max_header_size)
 READ_SIZE = 4096
+DRAIN_READS = 16  # reads of what follows headers too long, before closing on them
 SWEEP_EVERY = 0.25  # seconds between looks for connections past their time
 END_OF_HEADERS = re.compile(rb"\r?\n\r?\n")  # as Tornado's HTTP/1 reader finds it
+TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"
+             b"Content-Length: 0\r\n\r\n")
 
 
 class Arrival:
@@ -50,9 +58,10 @@ class HeaderGate:
     def __init__(self, server: tornado.httpserver.HTTPServer, header_timeout: float,
                  pace: TokenBucket | None):
         self.server, self.header_timeout, self.pace = server, header_timeout, pace
+        self.max_headers = server.conn_params.max_header_size  # Tornado's, 64 KiB by default
         self.loop = tornado.ioloop.IOLoop.current()
         self.waiting: collections.OrderedDict = collections.OrderedDict()  # sock → Arrival
-        self.complete: collections.deque = collections.deque()  # due to go on, oldest first
+        self.complete: collections.deque = collections.deque()  # due to go on, in order
         self.listeners: list[socket.socket] = []
         self.admitting = None  # the timer that lets the next complete one through
         self.sweeper = tornado.ioloop.PeriodicCallback(self._sweep, SWEEP_EVERY * 1000)
@@ -68,6 +77,8 @@ class HeaderGate:
     def stop(self) -> None:
         """Take no more, and close the connections still at the gate."""
         self.sweeper.stop()
+        if self.admitting:
+            self.loop.remove_timeout(self.admitting)
         for listener in self.listeners:
             self.loop.remove_handler(listener)
             listener.close()
@@ -76,12 +87,12 @@ class HeaderGate:
         self.complete.clear()
 
     def _arrived(self, sock: socket.socket, address) -> None:
+        if len(self.waiting) + len(self.complete) >= MAX_AT_GATE:
+            oldest = next(iter(self.waiting.values()), None) or self.complete.popleft()
+            self._drop(oldest, "awaiting_headers")
         sock.setblocking(False)
         self.waiting[sock] = Arrival(sock, address, time.monotonic() + self.header_timeout)
         self.loop.add_handler(sock, self._readable, tornado.ioloop.IOLoop.READ)
-        if len(self.waiting) + len(self.complete) > MAX_AT_GATE:
-            oldest = next(iter(self.waiting.values()), None) or self.complete.popleft()
-            self._drop(oldest, "awaiting_headers")
 
     def _readable(self, sock: socket.socket, _events) -> None:
         arrival = self.waiting[sock]
@@ -96,32 +107,48 @@ class HeaderGate:
             return
         seen = max(0, len(arrival.sent) - 3)
         arrival.sent += chunk
-        if END_OF_HEADERS.search(arrival.sent, seen) or len(arrival.sent) >= MAX_HEADERS:
-            # Past MAX_HEADERS, Tornado answers as it does any request whose headers are too long.
+        if END_OF_HEADERS.search(arrival.sent, seen, self.max_headers):
             self._stop_reading(arrival)
+            arrival.deadline = time.monotonic() + self.header_timeout  # to be served by then
             self.complete.append(arrival)
-            self._admit()
+            if not self.admitting:
+                self._admit()
+        elif len(arrival.sent) > self.max_headers:
+            with contextlib.suppress(OSError):
+                sock.send(TOO_LARGE)
+                # What is left unread would make the close a reset, lost with the answer.
+                for _ in range(DRAIN_READS):
+                    if not sock.recv(READ_SIZE):
+                        break
+            self._drop(arrival, "header_size")
 
     def _admit(self) -> None:
-        """Hand complete requests to the server, as many as the pace allows now."""
+        """Hand complete requests to the server, as many as the pace allows now, and come back
+        when the next is due."""
         self.admitting = None
         while self.complete and (self.pace is None or self.pace.take(time.monotonic())):
-            arrival = self.complete.popleft()
+            self._hand_over(self.complete.popleft())
+        if self.complete:
+            self.admitting = self.loop.call_later(1 / self.pace.rate, self._admit)
+
+    def _hand_over(self, arrival: Arrival) -> None:
+        try:
             stream = PrefacedStream(arrival.sent, arrival.sock,
                                     max_buffer_size=self.server.max_buffer_size,
                                     read_chunk_size=self.server.read_chunk_size)
             self.server.handle_stream(stream, arrival.address)
-        if self.complete and self.admitting is None:
-            self.admitting = self.loop.call_later(1 / self.pace.rate, self._admit)
+        except Exception:  # as Tornado's own accept loop does: that connection alone is lost
+            log.exception("cannot serve a connection from %s", arrival.address)
+            arrival.sock.close()
 
     def _sweep(self) -> None:
-        """Close the connections whose headers are late; they are in the order they came."""
+        """Close the connections whose time is up: those still sending their headers, in the
+        order they came, and those not served in time, in the order they completed."""
         now = time.monotonic()
-        while self.waiting:
-            oldest = next(iter(self.waiting.values()))
-            if oldest.deadline > now:
-                return
+        while self.waiting and (oldest := next(iter(self.waiting.values()))).deadline <= now:
             self._drop(oldest, "header_timeout")
+        while self.complete and self.complete[0].deadline <= now:
+            self._drop(self.complete.popleft(), "accept_rate")
 
     def _drop(self, arrival: Arrival, why: str | None = None) -> None:
         """Close a connection at the gate (counted as refused, `why`, unless the peer left)."""

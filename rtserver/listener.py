@@ -68,6 +68,8 @@ class GuardedServer(tornado.httpserver.HTTPServer):
 
     def initialize(self, *args, header_timeout: float, pace: TokenBucket | None,
                    reclaimer: Reclaimer, **kwargs):
+        if kwargs.get("ssl_options"):  # the gate reads requests as they come, in the clear
+            raise ValueError("TLS is the proxy's in front of rtserver, not the server's")
         super().initialize(*args, **kwargs)
         self.reclaimer, self.gate = reclaimer, HeaderGate(self, header_timeout, pace)
         self._opened_at: dict = {}  # connection → when it opened (its first request began)

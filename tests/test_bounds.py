@@ -377,6 +377,57 @@ async def test_complete_requests_go_on_no_faster_than_the_rate_in_order_and_none
     assert server.taken_at[-1] - started >= (clients - burst - 1) / rate
 
 
+@pytest.mark.gen_test
+async def test_requests_waiting_their_turn_are_let_through_by_one_timer():
+    rate, clients = 20, 40
+    with gated(10, TokenBucket(rate, 1, time.monotonic())) as (gate, server, port):
+        turns = []
+        admit = gate._admit
+        gate._admit = lambda: (turns.append(time.monotonic()), admit())
+        started = time.monotonic()
+        waiting = [asyncio.ensure_future(post_in_pieces(port, [ECHO])) for _ in range(clients)]
+        await _until(lambda: len(server.taken_at) >= rate // 2)  # half a second of them
+        seconds = time.monotonic() - started
+        # One timer comes back when the next is due; one timer per request waiting would
+        # come back some `clients` times as often.
+        assert len(turns) <= clients + 2 * rate * seconds + 5, len(turns)
+        for request in waiting:
+            request.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
+
+
+@pytest.mark.gen_test
+async def test_a_complete_request_not_served_in_time_is_closed():
+    with gated(0.5, TokenBucket(1, 1, time.monotonic())) as (gate, server, port):
+        first, second = await asyncio.gather(post_in_pieces(port, [ECHO]),
+                                             post_in_pieces(port, [ECHO]))
+    assert sorted([first, second]) == sorted([b"", first or second]), "one served, one closed"
+    assert (first or second).endswith(b"hello there") and len(server.taken_at) == 1
+
+
+@pytest.mark.gen_test
+async def test_headers_longer_than_tornado_reads_are_answered_431_at_the_gate():
+    with gated(5, None) as (_gate, server, port):
+        long_header = b"GET / HTTP/1.1\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n"
+        answer = await post_in_pieces(port, [long_header])
+    assert answer.startswith(b"HTTP/1.1 431 ") and not server.taken_at
+
+
+@pytest.mark.gen_test
+async def test_a_gate_full_of_complete_requests_makes_way_for_a_newcomer(monkeypatch):
+    monkeypatch.setattr(header_gate, "MAX_AT_GATE", 5)
+    with gated(10, TokenBucket(1, 1, time.monotonic())) as (gate, server, port):
+        queued = [asyncio.ensure_future(post_in_pieces(port, [ECHO])) for _ in range(6)]
+        await _until(lambda: len(gate.complete) == 4)  # one served, four waiting their turn
+        newcomer = await asyncio.open_connection("127.0.0.1", port)
+        await _until(lambda: len(gate.waiting) == 1)
+        assert len(gate.complete) + len(gate.waiting) == 5, "the oldest complete one made way"
+        newcomer[1].close()
+        for request in queued:
+            request.cancel()
+        await asyncio.gather(*queued, return_exceptions=True)
+
+
 def test_a_line_a_flood_repeats_is_written_once_a_second_with_the_count_held_back(
         monkeypatch, caplog):
     now = [1000.0]
