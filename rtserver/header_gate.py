@@ -171,12 +171,14 @@ class PrefacedStream(tornado.iostream.IOStream):
 
     def __init__(self, preface: bytearray, sock: socket.socket, **kwargs):
         super().__init__(sock, **kwargs)
-        self.preface = preface
+        self.preface: bytearray | None = preface
 
     def read_from_fd(self, buf) -> int | None:
-        if not self.preface:
+        if self.preface is None:
             return super().read_from_fd(buf)
         n = min(len(buf), len(self.preface))
         buf[:n] = self.preface[:n]
         del self.preface[:n]
+        if not self.preface:  # read back whole: a socket held for hours keeps none of it
+            self.preface = None
         return n
