@@ -10,9 +10,11 @@ people opening the app wait there with it, their SYNs dropped and sent again a s
 later. At the gate a connection is taken as soon as it comes, its headers read as they arrive
 (a request line and headers come in one packet from any real client), and one that does not
 complete them within `--header-timeout` is closed. Complete requests go on to Tornado at
-`--accept-rate` (HAProxy's `rate-limit sessions`), in the order they completed. Past MAX_AT_GATE
-connections, the one that has waited longest for its headers makes way (or, with none, the
-complete one that has waited longest): neither a slowloris nor a flood holds the node's
+`--accept-rate` (HAProxy's `rate-limit sessions`), the peer addresses taking turns
+(rtserver/turns.py): a peer flooding the node with complete requests waits behind its own, and
+someone opening the app from elsewhere goes next. Past MAX_AT_GATE connections, the one that has
+waited longest for its headers makes way (or, with none, the oldest complete one of the peer
+with the most): neither a slowloris nor a flood holds the node's
 descriptors, whatever its numbers. A complete request not served within `--header-timeout` of
 completing (a flood past the accept rate) is closed too, and headers longer than Tornado reads
 (64 KiB) are answered 431 here: the gate holds 2,000 × 64 KiB at the very most.
@@ -31,6 +33,7 @@ import tornado.netutil
 
 from rtserver import metrics
 from rtserver.ratelimit import TokenBucket
+from rtserver.turns import TakingTurns
 
 log = logging.getLogger("rtserver.listener")
 
@@ -61,7 +64,7 @@ class HeaderGate:
         self.max_headers = server.conn_params.max_header_size  # Tornado's, 64 KiB by default
         self.loop = tornado.ioloop.IOLoop.current()
         self.waiting: collections.OrderedDict = collections.OrderedDict()  # sock → Arrival
-        self.complete: collections.deque = collections.deque()  # due to go on, in order
+        self.complete = TakingTurns()  # due to go on, by peer address
         self.listeners: list[socket.socket] = []
         self.admitting = None  # the timer that lets the next complete one through
         self.sweeper = tornado.ioloop.PeriodicCallback(self._sweep, SWEEP_EVERY * 1000)
@@ -88,7 +91,7 @@ class HeaderGate:
 
     def _arrived(self, sock: socket.socket, address) -> None:
         if len(self.waiting) + len(self.complete) >= MAX_AT_GATE:
-            oldest = next(iter(self.waiting.values()), None) or self.complete.popleft()
+            oldest = next(iter(self.waiting.values()), None) or self.complete.oldest_of_busiest()
             self._drop(oldest, "awaiting_headers")
         sock.setblocking(False)
         self.waiting[sock] = Arrival(sock, address, time.monotonic() + self.header_timeout)
@@ -110,7 +113,7 @@ class HeaderGate:
         if END_OF_HEADERS.search(arrival.sent, seen, self.max_headers):
             self._stop_reading(arrival)
             arrival.deadline = time.monotonic() + self.header_timeout  # to be served by then
-            self.complete.append(arrival)
+            self.complete.add(peer_of(arrival.address), arrival)
             if not self.admitting:
                 self._admit()
         elif len(arrival.sent) > self.max_headers:
@@ -127,7 +130,7 @@ class HeaderGate:
         when the next is due."""
         self.admitting = None
         while self.complete and (self.pace is None or self.pace.take(time.monotonic())):
-            self._hand_over(self.complete.popleft())
+            self._hand_over(self.complete.next())
         if self.complete:
             self.admitting = self.loop.call_later(1 / self.pace.rate, self._admit)
 
@@ -143,12 +146,12 @@ class HeaderGate:
 
     def _sweep(self) -> None:
         """Close the connections whose time is up: those still sending their headers, in the
-        order they came, and those not served in time, in the order they completed."""
+        order they came, and those not served in time."""
         now = time.monotonic()
         while self.waiting and (oldest := next(iter(self.waiting.values()))).deadline <= now:
             self._drop(oldest, "header_timeout")
-        while self.complete and self.complete[0].deadline <= now:
-            self._drop(self.complete.popleft(), "accept_rate")
+        for late in self.complete.take_expired(lambda arrival: arrival.deadline <= now):
+            self._drop(late, "accept_rate")
 
     def _drop(self, arrival: Arrival, why: str | None = None) -> None:
         """Close a connection at the gate (counted as refused, `why`, unless the peer left)."""
@@ -161,6 +164,11 @@ class HeaderGate:
     def _stop_reading(self, arrival: Arrival) -> None:
         del self.waiting[arrival.sock]
         self.loop.remove_handler(arrival.sock)
+
+
+def peer_of(address) -> str:
+    """The peer's host: (host, port, …) for IP sockets, a path (or nothing) for Unix ones."""
+    return address[0] if isinstance(address, tuple) else address
 
 
 class PrefacedStream(tornado.iostream.IOStream):

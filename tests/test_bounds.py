@@ -311,9 +311,9 @@ def gated(header_timeout: float, pace: TokenBucket | None):
         server.stop()
 
 
-async def post_in_pieces(port: int, pieces: list[bytes]) -> bytes:
-    """Send a request in `pieces`, a moment apart; the whole answer."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+async def post_in_pieces(port: int, pieces: list[bytes], source: str = "127.0.0.1") -> bytes:
+    """Send a request in `pieces`, a moment apart, from the `source` address; the whole answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
     for piece in pieces:
         writer.write(piece)
         await writer.drain()
@@ -394,6 +394,23 @@ async def test_requests_waiting_their_turn_are_let_through_by_one_timer():
         for request in waiting:
             request.cancel()
         await asyncio.gather(*waiting, return_exceptions=True)
+
+
+@pytest.mark.gen_test
+async def test_a_peer_flooding_the_gate_waits_behind_its_own_and_a_newcomer_goes_next():
+    rate = 10
+    with gated(10, TokenBucket(rate, 1, time.monotonic())) as (gate, server, port):
+        flood = [asyncio.ensure_future(post_in_pieces(port, [ECHO], source="127.0.0.2"))
+                 for _ in range(20)]
+        await _until(lambda: len(gate.complete) >= 15)
+        taken_before = len(server.taken_at)
+        answer = await post_in_pieces(port, [ECHO])  # from 127.0.0.1
+        assert answer.endswith(b"hello there")
+        assert len(server.taken_at) - taken_before <= 2, "served at the flood's next turn"
+        assert len(gate.complete) >= 10, "the flood still waiting its turns"
+        for request in flood:
+            request.cancel()
+        await asyncio.gather(*flood, return_exceptions=True)
 
 
 @pytest.mark.gen_test
