@@ -85,6 +85,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         metrics.CONNECTIONS.inc()
         self.connection.send_frame(codec.encode(self.subprotocol, self.hello))
         self.connection.catch_up(self.hello)  # its balance was read before it joined the rooms
+        self.hello = self.rooms = None  # they were for open(): a socket held for hours keeps neither
 
     def on_message(self, data):
         self.connection.receive(data)
