@@ -158,10 +158,12 @@ async def test_a_newcomer_gets_in_at_once_while_a_crowd_of_slow_requests_fills_t
     await server.until_healthy()
     crowd = MAX_AT_GATE + 500
     slow = await asyncio.gather(*(slow_request(server.port) for _ in range(crowd)))
+    await asyncio.sleep(0.2)  # what the kernel queued meanwhile is taken by now
     first_retry = 1.0  # seconds: Linux's initial SYN retransmission time-out
+    # Paced at the accept, the newcomer's SYN was dropped or its request waited in the kernel's
+    # queue behind the crowd (seconds); at the gate it is served in milliseconds.
     response = await tornado.httpclient.AsyncHTTPClient().fetch(
-        server.base_url + "/healthz", connect_timeout=first_retry * 0.9, request_timeout=5,
-        raise_error=False)
+        server.base_url + "/healthz", request_timeout=first_retry * 0.9, raise_error=False)
     assert response.code == 200, response.error
     for _, writer in slow:
         writer.close()
