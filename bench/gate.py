@@ -18,6 +18,7 @@ import tornado.netutil
 import tornado.web
 import uvloop
 
+from bench.run import raise_fd_limit
 from rtserver.listener import BACKLOG, GuardedServer, PatientSocket
 from rtserver.memory import Reclaimer
 
@@ -67,6 +68,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--connections", type=int, default=20_000)
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 2 * HELD + 1024)), hard))
+    raise_fd_limit()  # both ends of the held connections are on this machine
     uvloop.run(main(args.connections))

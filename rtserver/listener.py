@@ -44,9 +44,9 @@ OUT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 def listen(app, port: int, address: str, header_timeout: float, reclaimer: Reclaimer,
            accept_rate: float, reuse_port: bool = False, **options):
-    """Serve `app` on `port`, taking at most `accept_rate` new connections a second (0: no
-    limit), beside other processes that bind it too if `reuse_port`; return the server (stop it
-    with `stop()`)."""
+    """Serve `app` on `port` behind the header gate, serving at most `accept_rate` new
+    connections a second once their first request is in (0: no limit), beside other processes
+    that bind it too if `reuse_port`; return the server (stop it with `stop()`)."""
     pace = TokenBucket(accept_rate, accept_rate, time.monotonic()) if accept_rate else None
     server = GuardedServer(app, header_timeout=header_timeout, pace=pace, reclaimer=reclaimer,
                            xheaders=True, idle_connection_timeout=IDLE_TIMEOUT,
