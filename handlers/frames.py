@@ -9,7 +9,7 @@ through Tornado's own handling (control frames, UTF-8, `on_message`), as before.
 import asyncio
 import struct
 
-from tornado.iostream import IOStream, StreamClosedError
+from tornado.iostream import IOStream, SSLIOStream, StreamClosedError
 
 from handlers.tornado_internals import WebSocketProtocol13, websocket_mask
 
@@ -156,10 +156,12 @@ def send_now(stream, data: bytes) -> int:
 
     Tornado's `write` makes a future (in Python 3.11 a getpid() system call) and goes through
     its buffer even when the socket could take everything at once, as it nearly always can.
-    Only a plain stream with nothing queued is written to here, so bytes keep their order;
-    whatever the socket does not take, or any error, is left to the stream's own `write`.
+    Only a plain socket's stream (the header gate's PrefacedStream is one) with nothing queued
+    is written to here, so bytes keep their order; whatever the socket does not take, or any
+    error, is left to the stream's own `write`. A TLS stream's bytes must go through TLS.
     """
-    if type(stream) is not IOStream or stream.writing() or stream.closed():
+    if not isinstance(stream, IOStream) or isinstance(stream, SSLIOStream) or \
+            stream.writing() or stream.closed():
         return 0
     try:
         return stream.socket.send(data)

@@ -15,6 +15,7 @@ from handlers import ops
 from handlers.frames import send_now
 from handlers.socket import HARD_FRAME_LIMIT, SocketHandler
 from rtserver import auth
+from rtserver.header_gate import PrefacedStream
 from rtserver.hub import user_room
 
 BINARY, TEXT, CONTINUATION, CLOSE, PING, PONG = 0x2, 0x1, 0x0, 0x8, 0x9, 0xA
@@ -290,3 +291,18 @@ async def test_a_text_frame_is_measured_in_bytes_not_characters(raw_socket):
     reply = await raw.message()
     assert (reply["ev"], reply["code"], reply["message"]) == ("error", "bad_frame",
                                                               "frame too large")
+
+
+@pytest.mark.gen_test
+async def test_a_stream_from_the_header_gate_is_written_straight_to_its_socket():
+    # Every connection of the server comes through the gate as a PrefacedStream: were its
+    # frames left to Tornado's write, each would cost a future and a trip through its buffer.
+    ours, peer = socket.socketpair()
+    stream = PrefacedStream(bytearray(b"GET / HTTP/1.1\r\n\r\n"), ours)
+    try:
+        assert send_now(stream, b"bcd") == 3
+        assert not stream.writing()
+        assert peer.recv(10) == b"bcd"
+    finally:
+        stream.close()
+        peer.close()
