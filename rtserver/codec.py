@@ -10,7 +10,8 @@ JSON = "rp.v1.json"
 SUBPROTOCOLS = (MSGPACK, JSON)
 MAX_REPLY = 256 * 1024  # docs/protocol.md: no reply is larger, in bytes as sent
 # One packer for every frame: making one per frame (`msgpack.packb`) is most of what packing a
-# small frame costs. It starts empty again after each frame, also after one that failed.
+# small frame costs. It starts empty again after each frame, also after one that failed; it is
+# shared, so frames are encoded on the event loop's thread alone (never in an executor).
 _PACKER = msgpack.Packer(use_bin_type=True)
 
 
