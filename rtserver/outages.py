@@ -10,7 +10,7 @@ import logging
 import time
 
 from rtserver import metrics
-from storage.errors import dependency_of, is_dependency_down
+from storage.errors import dependency_of, is_deadlock, is_dependency_down
 
 log = logging.getLogger("rtserver.outages")
 
@@ -25,7 +25,11 @@ class Outages:
 
     def failed(self, exc: BaseException, doing: str, logger: logging.Logger) -> None:
         """Say that `doing` failed: once per outage when a dependency is down, else with a
-        traceback on `logger` (a bug is always worth its lines)."""
+        traceback on `logger` (a bug is always worth its lines). A deadlock is one line of
+        its own: MariaDB is there, it rolled back one of two transactions."""
+        if is_deadlock(exc):
+            logger.warning("%s failed: MariaDB gave up on a lock (%s)", doing, exc)
+            return
         if not is_dependency_down(exc):
             logger.error("%s failed", doing, exc_info=exc)
             return
