@@ -68,7 +68,8 @@ def main() -> int:
                                           GRABBERS, PACKETS)
                 rows[name].append(storm)
                 print(f"turn {turn + 1} {name}: {storm['won_per_s']} /s, p99 ok "
-                      f"{storm.get('ok_p99_ms')} ms, too_slow {storm.get('too_slow_p99_ms')} ms",
+                      f"{storm.get('ok_p99_ms')} ms, too_slow {storm.get('too_slow_p99_ms')} ms, CPU "
+                      f"{storm['cpu_ms_per_won']} ms a win",
                       flush=True)
     finally:
         for server, _, _, url, prefix in sides.values():
@@ -77,7 +78,8 @@ def main() -> int:
     for name, storms in rows.items():
         print(f"{name}: medians {statistics.median(s['won_per_s'] for s in storms)} /s, p99 ok "
               f"{statistics.median(s['ok_p99_ms'] for s in storms)} ms, too_slow "
-              f"{statistics.median(s['too_slow_p99_ms'] for s in storms)} ms")
+              f"{statistics.median(s['too_slow_p99_ms'] for s in storms)} ms, server CPU "
+              f"{statistics.median(s['cpu_ms_per_won'] for s in storms)} ms a win")
     return 0
 
 

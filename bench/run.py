@@ -119,6 +119,20 @@ class Server:
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=60)
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server has used so far, its processes under `--processes N` included."""
+        pids, found = [self.proc.pid], 0.0
+        while pids:
+            pid = pids.pop()
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                pids += [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                         for c in (task / "children").read_text().split()]
+            except FileNotFoundError:  # gone meanwhile
+                continue
+            found += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        return found
+
     def rss_kb(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -230,8 +244,10 @@ def scenario_storm(servers: list[Server], grabbers: list[int], rp_ids: list[int]
                   [server.token(u) for u in grabbers], extra)
     with server.profiled(profile):
         loads.go()
+        cpu = sum(s.cpu_seconds() for s in servers)
         results = loads.results()
-    storm = {"seconds": max(r["seconds"] for r in results), "by_result": {}}
+        cpu = sum(s.cpu_seconds() for s in servers) - cpu
+    storm = {"seconds": max(r["seconds"] for r in results), "by_result": {}, "cpu_seconds": cpu}
     won: dict[str, dict[str, str]] = {}
     for r in results:
         for result, values in r["by_result"].items():
@@ -259,7 +275,12 @@ def storm_figures(storms: list[dict], clients: int, packets: int) -> dict:
     won = [round(rate(storm, ["ok"])) for storm in storms]
     figures = {"clients": clients, "packets": packets, "storms": len(storms),
                "won_per_s": round(statistics.median(won)), "won_per_s_each": won,
-               "requests_per_s": round(statistics.median(rate(s, every) for s in storms))}
+               "requests_per_s": round(statistics.median(rate(s, every) for s in storms)),
+               # What the server spent on each winning grab (and its share of the losing ones):
+               # steadier than the rate on a machine whose other work comes and goes.
+               "cpu_ms_per_won": round(statistics.median(
+                   1000 * s["cpu_seconds"] / max(1, len(s["by_result"].get("ok", ())))
+                   for s in storms), 3)}
     for result in sorted(every):
         values = [x for storm in storms for x in storm["by_result"].get(result, ())]
         figures[f"{result}_p50_ms"] = ms(percentile(values, 50))
@@ -482,7 +503,8 @@ def table(figures: dict) -> str:
          f"p99 {figures['ping']['p99_ms']} ms"),
         ("grab storm: winning grabs", f"{storm['won_per_s']} /s",
          f"p99 ok {storm.get('ok_p99_ms')} ms, too_slow {storm.get('too_slow_p99_ms')} ms"),
-        ("grab storm: all requests", f"{storm['requests_per_s']} req/s", ""),
+        ("grab storm: all requests", f"{storm['requests_per_s']} req/s",
+         f"server CPU {storm['cpu_ms_per_won']} ms per winning grab"),
         (f"  baseline seed-style SQL, pool {pools['seed']['connections']}",
          f"{seed['won_per_s']} /s", ratio(storm, seed, "1.0")),
         (f"  baseline SELECT … FOR UPDATE, pool {pools['for_update']['connections']}",
