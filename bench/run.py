@@ -277,7 +277,7 @@ def storm_figures(storms: list[dict], clients: int, packets: int) -> dict:
                "won_per_s": round(statistics.median(won)), "won_per_s_each": won,
                "requests_per_s": round(statistics.median(rate(s, every) for s in storms)),
                # What the server spent on each winning grab (and its share of the losing ones):
-               # steadier than the rate on a machine whose other work comes and goes.
+               # whether the server itself did more work, not the load or the rest of the machine.
                "cpu_ms_per_won": round(statistics.median(
                    1000 * s["cpu_seconds"] / max(1, len(s["by_result"].get("ok", ())))
                    for s in storms), 3)}
