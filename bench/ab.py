@@ -68,8 +68,8 @@ def main() -> int:
                                           GRABBERS, PACKETS)
                 rows[name].append(storm)
                 print(f"turn {turn + 1} {name}: {storm['won_per_s']} /s, p99 ok "
-                      f"{storm.get('ok_p99_ms')} ms, too_slow {storm.get('too_slow_p99_ms')} ms, CPU "
-                      f"{storm['cpu_ms_per_won']} ms a win",
+                      f"{storm.get('ok_p99_ms')} ms, too_slow {storm.get('too_slow_p99_ms')} ms, "
+                      f"CPU {storm['cpu_ms_per_won']} ms a win",
                       flush=True)
     finally:
         for server, _, _, url, prefix in sides.values():
