@@ -2,7 +2,8 @@
 
 The handler (handlers/socket.py) is Tornado's side of the socket: it authorises the upgrade and
 hands every message over to `receive`. This is rtserver's side, and what the hub holds: each
-frame for the client, be it an answer or an event, leaves through `send_frame`.
+frame for the client leaves through its outbox, an answer by `send_frame`, an event by
+`send_event`.
 """
 import asyncio
 import logging
@@ -221,6 +222,16 @@ class Connection:
         self.outbox.append(frame(data))
         if len(self.outbox) == 1:
             self.loop.call_soon(self._flush)
+
+    def send_event(self, data: bytes | str) -> None:
+        """Queue an event for the client, to leave a turn of the loop later than a reply would.
+
+        A commit's events are queued in the turn that committed it, and the answers of the
+        grabs it booked are made in the next (their tasks wake then): so a grab's answer, its
+        wallet and its notice leave in one write, not two."""
+        self.outbox.append(frame(data))
+        if len(self.outbox) == 1:
+            self.loop.call_soon(self.loop.call_soon, self._flush)
 
     def _flush(self) -> None:
         if not self.outbox:

@@ -77,8 +77,9 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
             self.subprotocol = codec.MSGPACK
         self.connection = Connection(self, self.ctx, self.user_id, self.subprotocol,
                                      self.token_exp)
-        # A grab's events and its reply leave in two writes: with Nagle's algorithm the second
-        # waits for the client's delayed ACK of the first, some 40 ms.
+        # Frames leave in writes close together (a reply, then the events of a commit that came
+        # after it): with Nagle's algorithm the second waits for the client's delayed ACK of
+        # the first, some 40 ms.
         self.set_nodelay(True)
         self.ctx.hub.connect(self.connection, self.rooms)
         self.opened_at = self.ctx.reclaimer.connection_opened()

@@ -67,6 +67,47 @@ class Cache:
         self._items.pop(key, None)
 
 
+class _Wait:
+    """The future the waiters for one key share, and how many they are."""
+    __slots__ = ("done", "waiters")
+
+    def __init__(self, done: asyncio.Future):
+        self.done, self.waiters = done, 0
+
+
+class Awaited(Cache):
+    """A cache of facts that, once true, stay true (every share of a packet booked): whoever
+    waits for one is woken when it is put, by this node's finish or another node's event."""
+
+    def __init__(self, maxsize: int):
+        super().__init__(maxsize)
+        self._waits: dict[object, _Wait] = {}
+
+    def put(self, key, value) -> None:
+        super().put(key, value)
+        wait = self._waits.pop(key, None)
+        if wait is not None:
+            wait.done.set_result(None)
+
+    async def until_put(self, key, timeout: float) -> bool:
+        """Whether `key` is known, waiting up to `timeout` seconds for it."""
+        if self.get(key) is not None:
+            return True
+        wait = self._waits.get(key)
+        if wait is None:
+            wait = self._waits[key] = _Wait(asyncio.get_running_loop().create_future())
+        wait.waiters += 1
+        try:
+            await asyncio.wait_for(asyncio.shield(wait.done), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            wait.waiters -= 1
+            if not wait.waiters and self._waits.get(key) is wait:  # it may never come (voided)
+                del self._waits[key]
+        return self.get(key) is not None
+
+
 class Caches:
     def __init__(self):
         self.packets = Cache(50_000)  # rp_id → slot meta
@@ -74,7 +115,8 @@ class Caches:
         self.members = Cache(50_000, MEMBERS_TTL)  # group id → {user id: when they last joined}
         self.names = Cache(500_000, NAMES_TTL)  # user id → name
         self.finished = Cache(50_000)  # rp_id → True: finished, nothing left to finish
-        self.booked = Cache(50_000)  # rp_id → True: every share booked (finished, or about to be)
+        # rp_id → True: every share booked (finished, or about to be)
+        self.booked = Awaited(50_000)
 
     def packet_finished(self, rp_id: int) -> None:
         """Remember a packet finished, here or on another node (its packet.state event)."""

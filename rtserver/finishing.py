@@ -24,12 +24,9 @@ from storage.schema import PacketType
 log = logging.getLogger("rtserver.finishing")
 
 RETRY_AFTER = 1.0  # seconds before checking again packets whose check failed (MariaDB away)
-# Seconds between asking MariaDB again whether a packet a grab waits on has every share booked
-# (its last bookings may be another node's, or an orphan the sweep books).
+# Seconds between asking MariaDB whether a packet a grab waits on has every share booked, when
+# nothing has said so meanwhile (its last bookings may be an orphan the sweep books).
 RECHECK_AFTER = 0.5
-# Seconds between looks at the caches meanwhile: another node's finish reaches them with its
-# packet.state event.
-LOOK_AGAIN = 0.02
 
 
 class Finisher:
@@ -38,7 +35,6 @@ class Finisher:
     def __init__(self, ctx: Context):
         self.ctx = ctx
         self.rounds = Batcher(self._check_round, lanes=1)
-        self.watched: dict[int, asyncio.Future] = {}  # packets grabs wait to see finished
 
     def check(self, rp_ids) -> asyncio.Future:
         """Have these packets checked soon; the future is done once they have been."""
@@ -61,34 +57,24 @@ class Finisher:
         `patience` seconds for the bookings of its last slots.
 
         Only then is 手慢了 true: a slot taken but not yet booked (its request waiting for
-        MariaDB, or dead) may still come back to the packet, by a Redis rebuild or a refund."""
-        deadline, asked = time.monotonic() + patience, 0.0
-        seen = self.watched.setdefault(rp_id, asyncio.get_running_loop().create_future())
-        while not self.ctx.caches.booked.get(rp_id):
-            now = time.monotonic()
-            if now >= deadline:
-                if self.watched.get(rp_id) is seen and not seen.done():
-                    del self.watched[rp_id]  # nobody may ever book it all (voided meanwhile)
+        MariaDB, or dead) may still come back to the packet, by a Redis rebuild or a refund.
+        The wait ends when the caches learn it: from this node's checks after its bookings,
+        or another node's packet.state event. MariaDB is asked only when neither has come for
+        a while (the node holding the last slots died, or its event was lost)."""
+        deadline = time.monotonic() + patience
+        while not await self.ctx.caches.booked.until_put(
+                rp_id, min(RECHECK_AFTER, deadline - time.monotonic())):
+            if time.monotonic() >= deadline:
                 return False
-            if now - asked >= RECHECK_AFTER:
-                self.check([rp_id])
-                asked = now
-            try:
-                await asyncio.wait_for(asyncio.shield(seen), min(LOOK_AGAIN, deadline - now))
-            except asyncio.TimeoutError:
-                pass
+            self.check([rp_id])
         return True
 
     def known_booked(self, rp_id: int) -> None:
-        """Remember that every share of a packet is booked, and wake the grabs waiting for it."""
+        """Remember that every share of a packet is booked (waking the grabs waiting for it)."""
         self.ctx.caches.booked.put(rp_id, True)
-        seen = self.watched.pop(rp_id, None)
-        if seen is not None and not seen.done():
-            seen.set_result(True)
 
     def known_finished(self, rp_id: int) -> None:
         self.ctx.caches.packet_finished(rp_id)
-        self.known_booked(rp_id)
 
     async def close(self) -> None:
         """Check what is waiting, then stop."""

@@ -20,7 +20,7 @@ class Connection(Protocol):
     user_id: int
     subprotocol: str
 
-    def send_frame(self, data: bytes | str) -> None: ...
+    def send_event(self, data: bytes | str) -> None: ...
 
     def shut(self, code: int, reason: str) -> None: ...
 
@@ -76,7 +76,7 @@ class Hub:
         for conn in targets:
             if conn.subprotocol not in frames:
                 frames[conn.subprotocol] = codec.encode(conn.subprotocol, event)
-            conn.send_frame(frames[conn.subprotocol])
+            conn.send_event(frames[conn.subprotocol])
         return len(targets)
 
     def publish_to_everyone(self, event: dict) -> int:

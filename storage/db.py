@@ -42,6 +42,14 @@ def marks(values) -> str:
     return ", ".join(["%s"] * len(values))
 
 
+def ints(values) -> str:
+    """An `IN (…)` list of integers, written out: "1, 2, 3". For the statements of the hottest
+    transaction (a batch of grabs names hundreds of ids, several times over), where escaping
+    each id as a parameter cost more than building the rest of the batch. `%d` writes nothing
+    but a number (text raises TypeError), so nothing a client sent can become SQL here."""
+    return ", ".join(["%d" % value for value in values])
+
+
 def to_fen(value: Decimal) -> int:
     """Turn a DECIMAL(…,2) column into integer fen, exactly."""
     return int(value * 100)

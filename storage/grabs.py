@@ -8,7 +8,7 @@ still free, credits the wallets of the credited shares and writes their ledger r
 import pymysql
 
 from storage import wallets
-from storage.db import Pipeline, Statement, marks, to_fen
+from storage.db import Pipeline, Statement, ints, to_fen
 from storage.schema import GRABBABLE, PayStatus
 
 SHARE_TAKEN = 1644  # MariaDB's error for SIGNAL SQLSTATE '45000'
@@ -23,25 +23,26 @@ def book(pipeline: Pipeline, claims: list[tuple[int, int]], now: int) -> Stateme
     """Queue giving shares to users, (share id, user id) each; once committed, the returned
     statement's rows are the shares as booked (read them with `booked`)."""
     ids = [share_id for share_id, _ in claims]
-    which = marks(ids)
+    which = ints(ids)
+    whens = " ".join(["WHEN %d THEN %d" % claim for claim in claims])  # numbers only, as ints()
     pipeline.add(
         # Joining the packet makes a claim wait for, and then respect, a concurrent void.
         "BEGIN NOT ATOMIC"
         " UPDATE red_packet_log s JOIN red_packet p ON p.id = s.rp_id"
-        f" SET s.user_id = CASE s.id {' '.join(['WHEN %s THEN %s'] * len(claims))} END,"
+        f" SET s.user_id = CASE s.id {whens} END,"
         f" s.is_into_account = (p.pay_status = {PayStatus.PAID}), s.update_time = %s"
         f" WHERE s.id IN ({which}) AND s.user_id IS NULL AND s.is_refunded = 0"
         f" AND p.pay_status IN {GRABBABLE};"
         " IF ROW_COUNT() <> %s THEN"
         " SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'a share was no longer free'; END IF;"
         " END",
-        [v for pair in claims for v in pair] + [now] + ids + [len(claims)])
+        [now, len(claims)])
     wallets.credit_shares(pipeline, ids, now)
     return pipeline.add(
         "SELECT s.id, s.user_id, s.money, s.is_into_account, w.balance, l.id AS ledger_id"
         " FROM red_packet_log s LEFT JOIN wallets w ON w.user_id = s.user_id"
         " LEFT JOIN wallet_ledger l ON l.kind = 'grab' AND l.ref = CAST(s.id AS CHAR)"
-        f" WHERE s.id IN ({which})", ids)
+        f" WHERE s.id IN ({which})", [])
 
 
 def booked(read: Statement) -> list[dict]:

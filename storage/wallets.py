@@ -2,7 +2,7 @@
 together with its ledger row."""
 from typing import NamedTuple
 
-from storage.db import Pipeline, marks, to_decimal, to_fen
+from storage.db import Pipeline, ints, to_decimal, to_fen
 
 
 class Balance(NamedTuple):
@@ -47,7 +47,7 @@ async def debit(cur, user_id: int, fen: int, kind: str, ref: str, now: int) -> B
 def credit_shares(pipeline: Pipeline, share_ids: list[int], now: int) -> None:
     """Queue crediting the wallets of the credited shares among `share_ids`, and their ledger
     rows (kind `grab`, ref the share id), in a pipelined transaction that has just claimed them."""
-    which = marks(share_ids)
+    which = ints(share_ids)
     # Wallets in user-id order, so that concurrent batches lock them in the same order.
     pipeline.add(
         "INSERT INTO wallets (user_id, balance, update_time)"
@@ -55,7 +55,7 @@ def credit_shares(pipeline: Pipeline, share_ids: list[int], now: int) -> None:
         f" WHERE id IN ({which}) AND is_into_account = 1 GROUP BY user_id ORDER BY user_id"
         " ON DUPLICATE KEY UPDATE balance = balance + VALUES(balance),"
         " update_time = VALUES(update_time)",
-        [now] + share_ids)
+        [now])
     # Each ledger row holds the balance right after its own movement: the wallet's final
     # balance less what the same user's later shares of this batch added.
     pipeline.add(
@@ -64,7 +64,7 @@ def credit_shares(pipeline: Pipeline, share_ids: list[int], now: int) -> None:
         " (PARTITION BY s.user_id ORDER BY s.id ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING),"
         " 0), %s FROM red_packet_log s JOIN wallets w ON w.user_id = s.user_id"
         f" WHERE s.id IN ({which}) AND s.is_into_account = 1 ORDER BY s.user_id, s.id",
-        [now] + share_ids)
+        [now])
 
 
 async def ledger_page(cur, user_id: int, before: int | None, limit: int) -> list[dict]:

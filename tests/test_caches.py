@@ -3,7 +3,7 @@ import asyncio
 
 import pytest
 
-from rtserver.caches import Cache
+from rtserver.caches import Awaited, Cache
 
 
 def test_entries_expire_and_the_oldest_make_room():
@@ -44,3 +44,18 @@ async def test_many_keys_load_only_the_missing_ones_together():
     assert await cache.get_many([1, 2, 3], load) == {1: "one", 2: "2", 3: "3"}
     assert await cache.get_many([2, 3], load) == {2: "2", 3: "3"}
     assert asked == [[2, 3]]
+
+
+@pytest.mark.gen_test
+async def test_waiters_for_a_fact_wake_when_it_is_put_and_leave_nothing_behind():
+    booked = Awaited(maxsize=10)
+    waiting = [asyncio.ensure_future(booked.until_put(7, timeout=60)) for _ in range(100)]
+    await asyncio.sleep(0.01)
+    assert not any(w.done() for w in waiting)
+    started = asyncio.get_running_loop().time()
+    booked.put(7, True)
+    assert await asyncio.gather(*waiting) == [True] * 100
+    assert asyncio.get_running_loop().time() - started < 1  # woken, not timed out
+    assert await booked.until_put(7, timeout=0) is True  # known: no wait at all
+    assert await booked.until_put(8, timeout=0.01) is False  # never put: given up
+    assert booked._waits == {}

@@ -4,7 +4,7 @@ import pytest
 
 from rtserver.hub import user_room
 from rtserver.uow import UnitOfWork
-from storage.db import is_duplicate
+from storage.db import ints, is_duplicate
 
 
 async def wallet_row(ctx, user_id: int):
@@ -51,3 +51,13 @@ async def test_a_pipelined_unit_of_work_reads_its_results_after_commit_and_then_
         assert [r["name"] for r in read.rows] == ["改了名"]
         uow.emit([user_room(uid)], {"ev": "packet.voided", "rp_id": uid})
     assert (await listener.event("packet.voided"))["rp_id"] == uid
+
+
+@pytest.mark.gen_test
+async def test_ids_written_into_a_statement_are_numbers_or_nothing(admin, ctx):
+    uids = [await admin.user(), await admin.user()]
+    async with ctx.db.cursor() as cur:
+        await cur.execute(f"SELECT id FROM users WHERE id IN ({ints(uids)}) ORDER BY id")
+        assert [r["id"] for r in await cur.fetchall()] == sorted(uids)
+    with pytest.raises(TypeError):
+        ints([uids[0], "0) OR (1 = 1"])
