@@ -117,6 +117,9 @@ class Caches:
         self.finished = Cache(50_000)  # rp_id → True: finished, nothing left to finish
         # rp_id → True: every share booked (finished, or about to be)
         self.booked = Awaited(50_000)
+        # rp_id → {user id: fen} of a paid, finished packet (final), or False for one that is
+        # not: the taps that come after the last share. Some 10 KB for a packet of 100 shares.
+        self.holders = Cache(1_000)
 
     def packet_finished(self, rp_id: int) -> None:
         """Remember a packet finished, here or on another node (its packet.state event)."""

@@ -1,6 +1,9 @@
 """Grabbing a share (抢红包): know the packet, may this user open it, Redis decides, MariaDB
 books, answer.
 
+Once a paid packet is finished, who holds which share is final: the taps that come after (most
+of a big group's, 手慢了 all) are answered from the node's copy of that, without Redis.
+
 Redis decides who takes which share, with one script and no SQL: a free slot won, the slot this
 user holds already, or none left. MariaDB books the share the slot names, in a batch with the
 grabs of other users (rtserver/booking.py). A grab that holds a slot is answered only with what
@@ -42,10 +45,30 @@ async def grab(ctx: Context, user_id: int, rp_id: int, password: str | None = No
     since = await access.member_since_fast(ctx, packet.for_id, user_id) \
         if needs_membership(packet) else None
     check_may_open(packet, user_id, since, password)  # before Redis: a refusal takes no slot
-    answer = await take_share(ctx, packet, user_id)
+    answer = await answer_if_final(ctx, rp_id, user_id) or await take_share(ctx, packet, user_id)
     if packet.password is not None and answer["result"] == "ok":
         await chat.say_password(ctx, user_id, packet.for_id, packet.password)
     return answer
+
+
+async def answer_if_final(ctx: Context, rp_id: int, user_id: int) -> dict | None:
+    """`already` or 手慢了 for a paid packet known finished (here, or by another node's event);
+    None while the packet's shares may still change hands."""
+    if not ctx.caches.finished.get(rp_id):
+        return None
+    holders = await ctx.caches.holders.get_or_load(rp_id, lambda: final_holders(ctx, rp_id))
+    if holders is False:
+        return None
+    if user_id not in holders:
+        return {"result": "too_slow"}
+    return already({"money": holders[user_id], "is_into_account": True})
+
+
+async def final_holders(ctx: Context, rp_id: int) -> dict[int, int] | bool:
+    """{user id: fen} of a finished packet that is paid; False (kept, so not asked again) for
+    one still awaiting its payment's settlement, whose shares a payment that fails voids."""
+    async with ctx.db.cursor() as cur:
+        return await packets.final_holders(cur, rp_id) or False
 
 
 async def take_share(ctx: Context, packet: Packet, user_id: int) -> dict:

@@ -134,6 +134,15 @@ async def shares(cur, rp_id: int) -> list[dict]:
     return [_share(row) for row in await cur.fetchall()]
 
 
+async def final_holders(cur, rp_id: int) -> dict[int, int]:
+    """user id → fen of each share of a packet that is paid and finished, when who holds what
+    can no longer change; empty for any other packet."""
+    await cur.execute("SELECT s.user_id, s.money FROM red_packet_log s JOIN red_packet p"
+                      f" ON p.id = s.rp_id WHERE s.rp_id = %s AND p.pay_status = {PayStatus.PAID}"
+                      " AND p.finish_time > 0", (rp_id,))
+    return {row["user_id"]: to_fen(row["money"]) for row in await cur.fetchall()}
+
+
 async def mark_credited(cur, share_id: int) -> bool:
     await cur.execute("UPDATE red_packet_log SET is_into_account = 1"
                       " WHERE id = %s AND is_into_account = 0", (share_id,))

@@ -169,6 +169,11 @@ async def storm(a: Server, b: Server, admin: Admin, dial, number: int = 10) -> N
     for client in clients:
         state = await client.event("packet.state", rp_id=rp_id)
         assert (state["status"], state["best"]["money"]) == ("finished", best)
+    # Taps once it is finished, on either node: answered from who holds what, as it stays.
+    again = await asyncio.gather(*(c.request("packet.grab", rp_id=rp_id) for c in clients))
+    assert [(r["result"], r.get("money"), r.get("into_account")) for r in again] == \
+        [("already", format_fen(won[i]), True) if i in won else ("too_slow", None, None)
+         for i in range(len(clients))]
     detail = await clients[1].request("packet.detail", rp_id=rp_id)
     assert (detail["packet"]["status"], detail["packet"]["grabbed_total"]) == ("finished", "20.00")
     assert {g["user"]["id"]: cents(g["money"]) for g in detail["grabs"]} == \

@@ -283,6 +283,7 @@ async def test_consumer_killed_mid_settlement_another_finishes_it(
     await notify(base_url, "sandbox", sandbox_note(providers, created))
     # A consumer takes the message, credits one share, and dies without acknowledging.
     dying = Settler(ctx, name="dying")
+    await dying.queue.ensure_group()  # as its run_once would first (this run's first consumer)
     [(message_id, taken, _)] = await dying.queue.take("dying", block_ms=10)
     assert taken == rp_id
     async with ctx.db.cursor() as cur:
@@ -321,6 +322,28 @@ async def test_void_after_timeout_then_late_success_refunds_the_sender(
     await settle_all(ctx)
     assert await balances(clients) == [300, 100, 100], "the payment went back to the sender"
     assert (await clients[0].event("wallet"))["balance"] == "3.00"
+    audit()
+
+
+@pytest.mark.gen_test
+async def test_a_finished_packet_whose_payment_never_comes_is_still_voided_for_its_grabbers(
+        admin, connect, ctx, audit):
+    gid, users, clients = await group_with(admin, connect, 3, "1.00")
+    created = await third_party_packet(clients[0], gid, number=2, amount="2.00")
+    rp_id = created["rp_id"]
+    await clients[0].request("packet.sync_paid", rp_id=rp_id, result={})
+    grabs = await asyncio.gather(*(c.request("packet.grab", rp_id=rp_id) for c in clients[1:]))
+    assert [g["result"] for g in grabs] == ["ok", "ok"]
+    assert (await clients[0].event("packet.state", rp_id=rp_id))["status"] == "finished"
+    again = await clients[1].request("packet.grab", rp_id=rp_id)
+    assert (again["result"], again["into_account"]) == ("already", False)
+    soon = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings,
+                                                                 payment_timeout=-1))
+    assert await payments.void_overdue(soon) >= 1
+    for client in clients[1:]:
+        assert (await client.event("packet.voided"))["rp_id"] == rp_id
+        assert (await client.request("packet.grab", rp_id=rp_id))["result"] == "expired"
+    assert await balances(clients) == [100, 100, 100]
     audit()
 
 
