@@ -1,8 +1,9 @@
 """Grabbing a share (抢红包): know the packet, may this user open it, Redis decides, MariaDB
 books, answer.
 
-Once a paid packet is finished, who holds which share is final: the taps that come after (most
-of a big group's, 手慢了 all) are answered from the node's copy of that, without Redis.
+Once a paid packet is finished and its every share credited, who holds what is final: the taps
+that come after (most of a big group's, 手慢了 all) are answered from the node's copy of that,
+without Redis.
 
 Redis decides who takes which share, with one script and no SQL: a free slot won, the slot this
 user holds already, or none left. MariaDB books the share the slot names, in a batch with the
@@ -65,8 +66,9 @@ async def answer_if_final(ctx: Context, rp_id: int, user_id: int) -> dict | None
 
 
 async def final_holders(ctx: Context, rp_id: int) -> dict[int, int] | bool:
-    """{user id: fen} of a finished packet that is paid; False (kept, so not asked again) for
-    one still awaiting its payment's settlement, whose shares a payment that fails voids."""
+    """{user id: fen} of a finished packet that is paid, every share credited. False (kept, so
+    not asked again: its taps go through Redis) for one that is not so when first asked: still
+    awaiting its payment (a payment that fails voids its shares), or its settlement."""
     async with ctx.db.cursor() as cur:
         return await packets.final_holders(cur, rp_id) or False
 

@@ -135,11 +135,13 @@ async def shares(cur, rp_id: int) -> list[dict]:
 
 
 async def final_holders(cur, rp_id: int) -> dict[int, int]:
-    """user id → fen of each share of a packet that is paid and finished, when who holds what
-    can no longer change; empty for any other packet."""
+    """user id → fen of each share of a packet that is paid and finished and whose every share
+    is credited, when nothing about its shares can change any more; empty for any other packet
+    (the shares grabbed before a provider's payment came are credited later, by settlement)."""
     await cur.execute("SELECT s.user_id, s.money FROM red_packet_log s JOIN red_packet p"
                       f" ON p.id = s.rp_id WHERE s.rp_id = %s AND p.pay_status = {PayStatus.PAID}"
-                      " AND p.finish_time > 0", (rp_id,))
+                      " AND p.finish_time > 0 AND NOT EXISTS (SELECT 1 FROM red_packet_log u"
+                      " WHERE u.rp_id = p.id AND u.is_into_account = 0)", (rp_id,))
     return {row["user_id"]: to_fen(row["money"]) for row in await cur.fetchall()}
 
 

@@ -123,6 +123,30 @@ async def test_grabs_before_and_after_settlement_credit_each_share_once(
 
 
 @pytest.mark.gen_test
+async def test_taps_after_the_finish_say_whether_the_share_is_credited_yet(
+        admin, connect, base_url, providers, ctx, audit):
+    gid, users, clients = await group_with(admin, connect, 3, "1.00")
+    created = await third_party_packet(clients[0], gid, number=2, amount="2.00")
+    rp_id = created["rp_id"]
+    await clients[0].request("packet.sync_paid", rp_id=rp_id, result={})
+    grabs = await asyncio.gather(*(c.request("packet.grab", rp_id=rp_id) for c in clients[1:]))
+    assert (await clients[0].event("packet.state", rp_id=rp_id))["status"] == "finished"
+    # Paid now, but the shares grabbed before are credited by the settler, which has not run.
+    assert await notify(base_url, "sandbox", sandbox_note(providers, created)) == (204, "")
+    for client, got in zip(clients[1:], grabs):
+        again = await client.request("packet.grab", rp_id=rp_id)
+        assert (again["result"], again["money"], again["into_account"]) == \
+            ("already", got["money"], False)
+    await settle_all(ctx)
+    for client, got in zip(clients[1:], grabs):
+        again = await client.request("packet.grab", rp_id=rp_id)
+        assert (again["result"], again["money"], again["into_account"]) == \
+            ("already", got["money"], True)
+    assert await balances(clients[1:]) == [100 + cents(g["money"]) for g in grabs]
+    audit()
+
+
+@pytest.mark.gen_test
 async def test_repeated_notifications_move_money_once(admin, connect, base_url, providers, ctx,
                                                       audit):
     gid, users, clients = await group_with(admin, connect, 3, "1.00")
