@@ -52,6 +52,19 @@ async def settle_all(ctx) -> int:
     return handled
 
 
+async def finished_before_paid(admin, connect) -> tuple[list, dict, list]:
+    """A two-share group packet paid through the sandbox provider, both shares grabbed (so
+    finished) before the provider's notification: the clients, the packet, the grabs."""
+    gid, users, clients = await group_with(admin, connect, 3, "1.00")
+    created = await third_party_packet(clients[0], gid, number=2, amount="2.00")
+    rp_id = created["rp_id"]
+    await clients[0].request("packet.sync_paid", rp_id=rp_id, result={})
+    grabs = await asyncio.gather(*(c.request("packet.grab", rp_id=rp_id) for c in clients[1:]))
+    assert [g["result"] for g in grabs] == ["ok", "ok"]
+    assert (await clients[0].event("packet.state", rp_id=rp_id))["status"] == "finished"
+    return clients, created, grabs
+
+
 async def balances(clients) -> list[int]:
     return [cents((await c.request("wallet.get"))["balance"]) for c in clients]
 
@@ -125,12 +138,8 @@ async def test_grabs_before_and_after_settlement_credit_each_share_once(
 @pytest.mark.gen_test
 async def test_taps_after_the_finish_say_whether_the_share_is_credited_yet(
         admin, connect, base_url, providers, ctx, audit):
-    gid, users, clients = await group_with(admin, connect, 3, "1.00")
-    created = await third_party_packet(clients[0], gid, number=2, amount="2.00")
+    clients, created, grabs = await finished_before_paid(admin, connect)
     rp_id = created["rp_id"]
-    await clients[0].request("packet.sync_paid", rp_id=rp_id, result={})
-    grabs = await asyncio.gather(*(c.request("packet.grab", rp_id=rp_id) for c in clients[1:]))
-    assert (await clients[0].event("packet.state", rp_id=rp_id))["status"] == "finished"
     # Paid now, but the shares grabbed before are credited by the settler, which has not run.
     assert await notify(base_url, "sandbox", sandbox_note(providers, created)) == (204, "")
     for client, got in zip(clients[1:], grabs):
@@ -352,13 +361,8 @@ async def test_void_after_timeout_then_late_success_refunds_the_sender(
 @pytest.mark.gen_test
 async def test_a_finished_packet_whose_payment_never_comes_is_still_voided_for_its_grabbers(
         admin, connect, ctx, audit):
-    gid, users, clients = await group_with(admin, connect, 3, "1.00")
-    created = await third_party_packet(clients[0], gid, number=2, amount="2.00")
+    clients, created, grabs = await finished_before_paid(admin, connect)
     rp_id = created["rp_id"]
-    await clients[0].request("packet.sync_paid", rp_id=rp_id, result={})
-    grabs = await asyncio.gather(*(c.request("packet.grab", rp_id=rp_id) for c in clients[1:]))
-    assert [g["result"] for g in grabs] == ["ok", "ok"]
-    assert (await clients[0].event("packet.state", rp_id=rp_id))["status"] == "finished"
     again = await clients[1].request("packet.grab", rp_id=rp_id)
     assert (again["result"], again["into_account"]) == ("already", False)
     soon = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings,
