@@ -10,6 +10,7 @@ import time
 
 MEMBERS_TTL = 5.0  # seconds another node's membership change may take to be seen here
 NAMES_TTL = 60.0  # a renamed user may show the old name this long on other nodes
+HOLDERS_KEPT = 100_000  # shares of finished packets whose holders are kept, some 10 MB
 
 
 class Cache:
@@ -76,8 +77,8 @@ class _Wait:
 
 
 class Awaited(Cache):
-    """A cache of facts that, once true, stay true (every share of a packet booked): whoever
-    waits for one is woken when it is put, by this node's finish or another node's event."""
+    """A cache of facts awaited (every share of a packet booked): whoever waits for one is woken
+    when it is put, by this node's finish or another node's event."""
 
     def __init__(self, maxsize: int):
         super().__init__(maxsize)
@@ -88,6 +89,10 @@ class Awaited(Cache):
         wait = self._waits.pop(key, None)
         if wait is not None:
             wait.done.set_result(None)
+
+    def awaited(self, key) -> bool:
+        """Whether someone waits for `key` now."""
+        return key in self._waits
 
     async def until_put(self, key, timeout: float) -> bool:
         """Whether `key` is known, waiting up to `timeout` seconds for it."""
@@ -109,7 +114,7 @@ class Awaited(Cache):
 
 
 class Caches:
-    def __init__(self):
+    def __init__(self, max_shares: int = 100):
         self.packets = Cache(50_000)  # rp_id → slot meta
         self.shares = Cache(50_000)  # rp_id → its shares by slot (storage.packets.ShareBook)
         self.members = Cache(50_000, MEMBERS_TTL)  # group id → {user id: when they last joined}
@@ -118,8 +123,8 @@ class Caches:
         # rp_id → True: every share booked (finished, or about to be)
         self.booked = Awaited(50_000)
         # rp_id → {user id: fen} of a paid, finished packet (final), or False for one that is
-        # not: the taps that come after the last share. Some 10 KB for a packet of 100 shares.
-        self.holders = Cache(1_000)
+        # not: for the taps that come after the last share. Bounded in shares, ~100 bytes each.
+        self.holders = Cache(max(1, HOLDERS_KEPT // max_shares))
 
     def packet_finished(self, rp_id: int) -> None:
         """Remember a packet finished, here or on another node (its packet.state event)."""

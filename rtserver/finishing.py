@@ -59,9 +59,12 @@ class Finisher:
         Only then is 手慢了 true: a slot taken but not yet booked (its request waiting for
         MariaDB, or dead) may still come back to the packet, by a Redis rebuild or a refund.
         The wait ends when the caches learn it: from this node's checks after its bookings,
-        or another node's packet.state event. MariaDB is asked only when neither has come for
-        a while (the node holding the last slots died, or its event was lost)."""
+        or another node's packet.state event. The first grab to wait has MariaDB asked at once
+        (this node may have missed the finish: restarted, or away from the bus meanwhile); the
+        others wait with it, and MariaDB is asked again after each RECHECK_AFTER of silence."""
         deadline = time.monotonic() + patience
+        if not self.ctx.caches.booked.awaited(rp_id):
+            self.check([rp_id])
         while not await self.ctx.caches.booked.until_put(
                 rp_id, min(RECHECK_AFTER, deadline - time.monotonic())):
             if time.monotonic() >= deadline:

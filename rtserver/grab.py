@@ -57,7 +57,12 @@ async def answer_if_final(ctx: Context, rp_id: int, user_id: int) -> dict | None
     None while the packet's shares may still change hands."""
     if not ctx.caches.finished.get(rp_id):
         return None
-    holders = await ctx.caches.holders.get_or_load(rp_id, lambda: final_holders(ctx, rp_id))
+    try:
+        holders = await ctx.caches.holders.get_or_load(rp_id, lambda: final_holders(ctx, rp_id))
+    except Exception as exc:
+        if not is_dependency_down(exc):
+            raise
+        return None  # MariaDB away: Redis and the caches can still say 手慢了
     if holders is False:
         return None
     if user_id not in holders:

@@ -23,7 +23,7 @@ async def open_context(settings: Settings) -> Context:
     """Connect to MariaDB and Redis and join the events bus; close with `close_context`."""
     db = await Database.connect(settings.mysql_url)
     redis = connect(settings.redis_url, settings.redis_cluster)
-    hub, caches = Hub(), Caches()
+    hub, caches = Hub(), Caches(settings.max_shares)
     outages = Outages({"MariaDB": db.ping, "Redis": redis.ping,
                        "MariaDB or Redis": lambda: _both(db, redis)})
     frozen = FrozenAccounts(db, outages)

@@ -1,7 +1,7 @@
 """Chat messages, kept for catching up; notices among them, each for one user of its room."""
 import json
 
-from storage.db import Pipeline, Statement
+from storage.db import Pipeline, Statement, number
 
 COLUMNS = "id, to_type, to_id, from_id, for_user, kind, text, rp_id, notice, add_time"
 NOTICE_COLUMNS = "room, to_type, to_id, from_id, for_user, kind, text, notice, add_time"
@@ -19,12 +19,14 @@ async def insert(cur, room: str, to_type: str, to_id: int, from_id: int, kind: s
 
 
 def _notice_row(notice: dict) -> tuple[str, list]:
-    """A notice's row of VALUES and its parameters. Its numbers are written out (`:d` writes
-    nothing but a number, as storage.db.ints does) and only its text is sent as parameters:
-    a batch of grabs keeps two notices a grab, and escaping each value was most of its cost."""
+    """A notice's row of VALUES and its parameters. Its numbers are written out (`number`) and
+    only its text is sent as parameters: a batch of grabs keeps two notices a grab, and
+    escaping each value was most of its cost."""
     n = notice
-    return (f"(%s, %s, {n['to_id']:d}, {n['from_id']:d}, {n['for_user']:d}, 'notice', %s, %s,"
-            f" {n['add_time']:d})", [n["room"], n["to_type"], n["text"], json.dumps(n["notice"])])
+    to_id, from_id, for_user, add_time = (number(n[key])
+                                          for key in ("to_id", "from_id", "for_user", "add_time"))
+    return (f"(%s, %s, {to_id}, {from_id}, {for_user}, 'notice', %s, %s, {add_time})",
+            [n["room"], n["to_type"], n["text"], json.dumps(n["notice"])])
 
 
 async def insert_notice(cur, notice: dict) -> dict:

@@ -1,6 +1,7 @@
 """The MariaDB connection pool, transactions, and money at the SQL edge."""
 import asyncio
 import contextlib
+import operator
 import urllib.parse
 from dataclasses import dataclass
 from decimal import Decimal
@@ -42,12 +43,17 @@ def marks(values) -> str:
     return ", ".join(["%s"] * len(values))
 
 
+def number(value) -> str:
+    """An integer as SQL text. For the statements of the hottest transaction (a batch of grabs
+    names hundreds of ids, several times over), where escaping each number as a parameter cost
+    more than building the rest of the batch. Anything but an integer (text, a float) raises
+    TypeError, so nothing a client sent can become SQL here."""
+    return str(operator.index(value))
+
+
 def ints(values) -> str:
-    """An `IN (…)` list of integers, written out: "1, 2, 3". For the statements of the hottest
-    transaction (a batch of grabs names hundreds of ids, several times over), where escaping
-    each id as a parameter cost more than building the rest of the batch. `%d` writes nothing
-    but a number (text raises TypeError), so nothing a client sent can become SQL here."""
-    return ", ".join(["%d" % value for value in values])
+    """An `IN (…)` list of integers, written out: "1, 2, 3"."""
+    return ", ".join(map(number, values))
 
 
 def to_fen(value: Decimal) -> int:

@@ -8,7 +8,7 @@ still free, credits the wallets of the credited shares and writes their ledger r
 import pymysql
 
 from storage import wallets
-from storage.db import Pipeline, Statement, ints, to_fen
+from storage.db import Pipeline, Statement, ints, number, to_fen
 from storage.schema import GRABBABLE, PayStatus
 
 SHARE_TAKEN = 1644  # MariaDB's error for SIGNAL SQLSTATE '45000'
@@ -24,7 +24,7 @@ def book(pipeline: Pipeline, claims: list[tuple[int, int]], now: int) -> Stateme
     statement's rows are the shares as booked (read them with `booked`)."""
     ids = [share_id for share_id, _ in claims]
     which = ints(ids)
-    whens = " ".join(["WHEN %d THEN %d" % claim for claim in claims])  # numbers only, as ints()
+    whens = " ".join([f"WHEN {number(share)} THEN {number(user)}" for share, user in claims])
     pipeline.add(
         # Joining the packet makes a claim wait for, and then respect, a concurrent void.
         "BEGIN NOT ATOMIC"

@@ -51,11 +51,11 @@ async def test_waiters_for_a_fact_wake_when_it_is_put_and_leave_nothing_behind()
     booked = Awaited(maxsize=10)
     waiting = [asyncio.ensure_future(booked.until_put(7, timeout=60)) for _ in range(100)]
     await asyncio.sleep(0.01)
-    assert not any(w.done() for w in waiting)
+    assert not any(w.done() for w in waiting) and booked.awaited(7)
     started = asyncio.get_running_loop().time()
     booked.put(7, True)
     assert await asyncio.gather(*waiting) == [True] * 100
     assert asyncio.get_running_loop().time() - started < 1  # woken, not timed out
     assert await booked.until_put(7, timeout=0) is True  # known: no wait at all
     assert await booked.until_put(8, timeout=0.01) is False  # never put: given up
-    assert booked._waits == {}
+    assert not booked.awaited(7) and not booked.awaited(8)

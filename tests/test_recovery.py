@@ -256,6 +256,24 @@ async def test_mariadb_unreachable_answers_unavailable_then_resumes_by_itself(
 
 
 @pytest.mark.gen_test
+async def test_a_finished_packet_says_too_slow_while_mariadb_is_away(mysql_proxy, admin, connect,
+                                                                      audit):
+    gid, users, clients = await group_with(admin, connect, 4, "10.00")
+    rp_id = await create_and_pay(clients[0], type=3, for_id=gid, number=2, amount="2.00")
+    first = await asyncio.gather(*(c.request("packet.grab", rp_id=rp_id) for c in clients[1:]))
+    await clients[0].event("packet.state", rp_id=rp_id, status="finished")
+    loser = clients[1 + [r["result"] for r in first].index("too_slow")]
+    mysql_proxy.close()
+    # Who holds what cannot be read now; Redis and the node's caches still know it is over.
+    assert (await loser.request("packet.grab", rp_id=rp_id))["result"] == "too_slow"
+    mysql_proxy.open()
+    again = await asyncio.gather(*(c.request("packet.grab", rp_id=rp_id) for c in clients[1:]))
+    assert [(r["result"], r.get("money")) for r in again] == \
+        [("already", f["money"]) if f["result"] == "ok" else ("too_slow", None) for f in first]
+    audit()
+
+
+@pytest.mark.gen_test
 async def test_mariadb_cut_off_mid_storm_nothing_half_done(mysql_proxy, admin, connect, ctx,
                                                            audit):
     gid, users, clients = await group_with(admin, connect, 30, "1.00")

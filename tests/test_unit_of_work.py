@@ -59,5 +59,6 @@ async def test_ids_written_into_a_statement_are_numbers_or_nothing(admin, ctx):
     async with ctx.db.cursor() as cur:
         await cur.execute(f"SELECT id FROM users WHERE id IN ({ints(uids)}) ORDER BY id")
         assert [r["id"] for r in await cur.fetchall()] == sorted(uids)
-    with pytest.raises(TypeError):
-        ints([uids[0], "0) OR (1 = 1"])
+    for wrong in ("0) OR (1 = 1", 1.5):
+        with pytest.raises(TypeError):
+            ints([uids[0], wrong])
