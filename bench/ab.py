@@ -1,7 +1,9 @@
 """`python -m bench.ab --before DIR`: the grab storm, A/B, on this code and an older checkout.
 
 `--flags "..."` gives this code's server flags of its own (the older one runs without them), so
-that one checkout A/B-tests a flag: `--before . --flags "--events-url=..."`.
+that one checkout A/B-tests a flag: `--before . --flags "--events-url=..."`. `--two-nodes`
+gives each turn a storm over two nodes of each code as well (a second node on the same database
+and Redis), and compares two nodes against one.
 
 One server of each code, each on its own database and Redis prefix, warmed up alike, then given
 `--turns` storms each, in turn, so that the machine's drift falls on both; medians compared.
@@ -54,24 +56,34 @@ def main() -> int:
     parser.add_argument("--before", required=True, type=pathlib.Path)
     parser.add_argument("--turns", type=int, default=4)
     parser.add_argument("--flags", default="", help="flags of this code's server alone")
+    parser.add_argument("--two-nodes", action="store_true",
+                        help="a storm over two nodes of each code too, each turn")
     args = parser.parse_args()
     sides = {"before": set_up(lambda *a: Before(args.before.resolve(), *a), "before", []),
              "after": set_up(run.Server, "after", args.flags.split())}
+    seconds = {}
     rows = {name: [] for name in sides}
+    pairs = {name: [] for name in sides}  # (one node, two nodes) winning grabs a turn
     try:
+        if args.two_nodes:
+            for name, (server, *_rest) in sides.items():
+                seconds[name] = server.sibling()
+                seconds[name].start(*([] if name == "before" else args.flags.split()))
         for turn in range(args.turns):
             for name, (server, sender, grabbers, _, _) in sides.items():
-                rp_ids = asyncio.run(run.pay_packets(server, sender, GROUP, PACKETS, SHARES,
-                                                     "100.00"))
-                time.sleep(run.SETTLE_SECONDS)
-                storm = run.storm_figures([run.scenario_storm([server], grabbers, rp_ids)[0]],
-                                          GRABBERS, PACKETS)
+                storm = one_storm([server], sender, grabbers)
                 rows[name].append(storm)
                 print(f"turn {turn + 1} {name}: {storm['won_per_s']} /s, p99 ok "
                       f"{storm.get('ok_p99_ms')} ms, too_slow {storm.get('too_slow_p99_ms')} ms, "
-                      f"CPU {storm['cpu_ms_per_won']} ms a win",
-                      flush=True)
+                      f"CPU {storm['cpu_ms_per_won']} ms a win", flush=True)
+                if args.two_nodes:
+                    two = one_storm([server, seconds[name]], sender, grabbers)
+                    pairs[name].append((storm["won_per_s"], two["won_per_s"]))
+                    print(f"turn {turn + 1} {name}, two nodes: {two['won_per_s']} /s, "
+                          f"{two['won_per_s'] / storm['won_per_s']:.2f}× one node", flush=True)
     finally:
+        for node in seconds.values():
+            node.stop()
         for server, _, _, url, prefix in sides.values():
             server.stop()
             run.drop(url, "redis://127.0.0.1:6379/0", prefix)
@@ -80,7 +92,18 @@ def main() -> int:
               f"{statistics.median(s['ok_p99_ms'] for s in storms)} ms, too_slow "
               f"{statistics.median(s['too_slow_p99_ms'] for s in storms)} ms, server CPU "
               f"{statistics.median(s['cpu_ms_per_won'] for s in storms)} ms a win")
+        if pairs[name]:
+            print(f"{name}, two nodes: medians {statistics.median(b for _, b in pairs[name])} /s,"
+                  f" {statistics.median(b / a for a, b in pairs[name]):.2f}× one node")
     return 0
+
+
+def one_storm(servers: list, sender: int, grabbers: list[int]) -> dict:
+    """Pay the storm's packets, let MariaDB settle, and grab them all over `servers`."""
+    rp_ids = asyncio.run(run.pay_packets(servers[0], sender, GROUP, PACKETS, SHARES, "100.00"))
+    time.sleep(run.SETTLE_SECONDS)
+    return run.storm_figures([run.scenario_storm(servers, grabbers, rp_ids)[0]], GRABBERS,
+                             PACKETS)
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ class Server:
 
     def sibling(self) -> "Server":
         """Another node on the same database, Redis and secrets."""
-        other = Server.__new__(Server)
+        other = type(self).__new__(type(self))  # an older checkout's node stays one (bench.ab)
         other.__dict__.update(self.__dict__)
         other.port = free_port()
         other.url, other.ws_url = f"http://127.0.0.1:{other.port}", f"ws://127.0.0.1:{other.port}"
