@@ -61,14 +61,14 @@ def main() -> int:
     args = parser.parse_args()
     sides = {"before": set_up(lambda *a: Before(args.before.resolve(), *a), "before", []),
              "after": set_up(run.Server, "after", args.flags.split())}
-    seconds = {}
+    second_nodes = {}  # under --two-nodes: each side's second node
     rows = {name: [] for name in sides}
     pairs = {name: [] for name in sides}  # (one node, two nodes) winning grabs a turn
     try:
         if args.two_nodes:
             for name, (server, *_rest) in sides.items():
-                seconds[name] = server.sibling()
-                seconds[name].start(*([] if name == "before" else args.flags.split()))
+                second_nodes[name] = server.sibling()
+                second_nodes[name].start(*([] if name == "before" else args.flags.split()))
         for turn in range(args.turns):
             for name, (server, sender, grabbers, _, _) in sides.items():
                 storm = one_storm([server], sender, grabbers)
@@ -77,12 +77,12 @@ def main() -> int:
                       f"{storm.get('ok_p99_ms')} ms, too_slow {storm.get('too_slow_p99_ms')} ms, "
                       f"CPU {storm['cpu_ms_per_won']} ms a win", flush=True)
                 if args.two_nodes:
-                    two = one_storm([server, seconds[name]], sender, grabbers)
+                    two = one_storm([server, second_nodes[name]], sender, grabbers)
                     pairs[name].append((storm["won_per_s"], two["won_per_s"]))
                     print(f"turn {turn + 1} {name}, two nodes: {two['won_per_s']} /s, "
                           f"{two['won_per_s'] / storm['won_per_s']:.2f}× one node", flush=True)
     finally:
-        for node in seconds.values():
+        for node in second_nodes.values():
             node.stop()
         for server, _, _, url, prefix in sides.values():
             server.stop()

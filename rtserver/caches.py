@@ -114,7 +114,7 @@ class Awaited(Cache):
 
 
 class Caches:
-    def __init__(self, max_shares: int = 100):
+    def __init__(self, max_shares: int):
         self.packets = Cache(50_000)  # rp_id → slot meta
         self.shares = Cache(50_000)  # rp_id → its shares by slot (storage.packets.ShareBook)
         self.members = Cache(50_000, MEMBERS_TTL)  # group id → {user id: when they last joined}
