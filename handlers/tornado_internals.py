@@ -2,7 +2,8 @@
 
 Tornado documents its handlers and `IOStream`, not the protocol object behind a WebSocket. To
 read frames in bulk, `handlers/frames.py` subclasses that object and works with its state as
-Tornado's own reader does, and a connection writes whole frames straight to its stream. A Tornado
+Tornado's own reader does, and a connection writes whole frames straight to its stream; the
+header gate's stream makes its reads' futures itself. A Tornado
 release may rename any of these without a word, so the WebSocket modules reach Tornado's
 internals only by the names listed here; setup.py accepts only the minor versions they were
 checked on, and tests/test_tornado_internals.py fails on a release that lacks one of them or
@@ -12,6 +13,7 @@ from types import ModuleType
 from typing import NamedTuple
 
 import tornado.httputil
+import tornado.iostream
 import tornado.util
 import tornado.web
 import tornado.websocket
@@ -73,6 +75,12 @@ RELIED_ON = [
              "where the outbox writes"),
     Internal(HANDLER, "on_ws_connection_close", "what the reader calls when the socket has "
              "closed, as Tornado's does", ("self", "close_code", "close_reason")),
+    # The header gate's stream (rtserver/header_gate.py).
+    Internal(tornado.iostream.BaseIOStream, "_start_read", "overridden to make each read's "
+             "future with the loop, not with `Future()` (a getpid() each in Python 3.11); "
+             "Tornado calls it at the start of every read", ("self",)),
+    Internal(tornado.iostream.BaseIOStream, "_read_future", "the read under way, which "
+             "_start_read sets as Tornado's does"),
     # The HTTP base handler (handlers/base.py).
     Internal(tornado.web.RequestHandler, "_finished", "a body refused with 413 is not read on"),
     Internal(tornado.web.RequestHandler, "_reason", "an HTTPError's reason phrase in the JSON "

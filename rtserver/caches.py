@@ -11,6 +11,7 @@ import time
 MEMBERS_TTL = 5.0  # seconds another node's membership change may take to be seen here
 NAMES_TTL = 60.0  # a renamed user may show the old name this long on other nodes
 HOLDERS_KEPT = 100_000  # shares of finished packets whose holders are kept, some 10 MB
+NOT_FINAL_TTL = 1.0  # seconds a finished packet found not final (still settling) is not asked
 
 
 class Cache:
@@ -122,9 +123,12 @@ class Caches:
         self.finished = Cache(50_000)  # rp_id → True: finished, nothing left to finish
         # rp_id → True: every share booked (finished, or about to be)
         self.booked = Awaited(50_000)
-        # rp_id → {user id: fen} of a paid, finished packet (final), or False for one that is
-        # not: for the taps that come after the last share. Bounded in shares, ~100 bytes each.
+        # rp_id → {user id: fen} of a paid, finished packet (final): for the taps that come
+        # after the last share. Bounded in shares, ~100 bytes each.
         self.holders = Cache(max(1, HOLDERS_KEPT // max_shares))
+        # rp_id → True: finished but not final when last asked (its payment or settlement is
+        # still to come): its taps go through Redis, and MariaDB is asked again a second later.
+        self.not_final = Cache(50_000, NOT_FINAL_TTL)
 
     def packet_finished(self, rp_id: int) -> None:
         """Remember a packet finished, here or on another node (its packet.state event)."""

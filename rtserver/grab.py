@@ -55,7 +55,7 @@ async def grab(ctx: Context, user_id: int, rp_id: int, password: str | None = No
 async def answer_if_final(ctx: Context, rp_id: int, user_id: int) -> dict | None:
     """`already` or 手慢了 for a paid packet known finished (here, or by another node's event);
     None while the packet's shares may still change hands."""
-    if not ctx.caches.finished.get(rp_id):
+    if not ctx.caches.finished.get(rp_id) or ctx.caches.not_final.get(rp_id):
         return None
     try:
         holders = await ctx.caches.holders.get_or_load(rp_id, lambda: final_holders(ctx, rp_id))
@@ -63,19 +63,20 @@ async def answer_if_final(ctx: Context, rp_id: int, user_id: int) -> dict | None
         if not is_dependency_down(exc):
             raise
         return None  # MariaDB away: Redis and the caches can still say 手慢了
-    if holders is False:
+    if holders is None:
+        ctx.caches.not_final.put(rp_id, True)
         return None
     if user_id not in holders:
         return {"result": "too_slow"}
     return already({"money": holders[user_id], "is_into_account": True})
 
 
-async def final_holders(ctx: Context, rp_id: int) -> dict[int, int] | bool:
-    """{user id: fen} of a finished packet that is paid, every share credited. False (kept, so
-    not asked again: its taps go through Redis) for one that is not so when first asked: still
-    awaiting its payment (a payment that fails voids its shares), or its settlement."""
+async def final_holders(ctx: Context, rp_id: int) -> dict[int, int] | None:
+    """{user id: fen} of a finished packet that is paid, every share credited; None for one
+    that is not so yet: still awaiting its payment (a payment that fails voids its shares), or
+    its settlement."""
     async with ctx.db.cursor() as cur:
-        return await packets.final_holders(cur, rp_id) or False
+        return await packets.final_holders(cur, rp_id) or None
 
 
 async def take_share(ctx: Context, packet: Packet, user_id: int) -> dict:

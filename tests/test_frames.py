@@ -298,11 +298,32 @@ async def test_a_stream_from_the_header_gate_is_written_straight_to_its_socket()
     # Every connection of the server comes through the gate as a PrefacedStream: were its
     # frames left to Tornado's write, each would cost a future and a trip through its buffer.
     ours, peer = socket.socketpair()
-    stream = PrefacedStream(bytearray(b"GET / HTTP/1.1\r\n\r\n"), ours)
+    stream = PrefacedStream(bytearray(b"GET / HTTP/1.1\r\n\r\n"), ours,
+                            loop=asyncio.get_running_loop())
     try:
         assert send_now(stream, b"bcd") == 3
         assert not stream.writing()
         assert peer.recv(10) == b"bcd"
+    finally:
+        stream.close()
+        peer.close()
+
+
+@pytest.mark.gen_test
+async def test_a_stream_from_the_header_gate_reads_what_the_gate_read_then_its_socket():
+    ours, peer = socket.socketpair()
+    stream = PrefacedStream(bytearray(b"GET /ws"), ours, loop=asyncio.get_running_loop())
+    try:
+        assert await stream.read_bytes(64, partial=True) == b"GET /ws"
+        waiting = stream.read_bytes(64, partial=True)  # nothing sent yet: it waits
+        with pytest.raises(AssertionError, match="Already reading"):  # as Tornado's own stream
+            stream.read_bytes(64, partial=True)
+        peer.send(b" HTTP/1.1")
+        assert await waiting == b" HTTP/1.1"
+        # That read emptied the socket, so the next does not ask it at once; bytes that came in
+        # between are read all the same, once the loop sees the socket readable.
+        peer.send(b"\r\n")
+        assert await asyncio.wait_for(stream.read_bytes(64, partial=True), 5) == b"\r\n"
     finally:
         stream.close()
         peer.close()

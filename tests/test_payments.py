@@ -16,7 +16,7 @@ from storage import packets
 from storage.queue import SettlementQueue
 from tests.providers import new_key
 from tests.test_admin import LOOKALIKES
-from tests.test_packets import cents, group_with
+from tests.test_packets import calls_of, cents, group_with
 
 
 ONE_YUAN_MISSPELT = ("1", "1.0", "1.000", "01.00")
@@ -137,7 +137,10 @@ async def test_grabs_before_and_after_settlement_credit_each_share_once(
 
 @pytest.mark.gen_test
 async def test_taps_after_the_finish_say_whether_the_share_is_credited_yet(
-        admin, connect, base_url, providers, ctx, audit):
+        admin, connect, base_url, providers, ctx, monkeypatch, audit):
+    """Until every share is credited the taps go through Redis; once they are, and the node's
+    verdict "not final yet" has run out, who holds what answers them without Redis."""
+    monkeypatch.setattr(ctx.caches.not_final, "ttl", 0.2)
     clients, created, grabs = await finished_before_paid(admin, connect)
     rp_id = created["rp_id"]
     # Paid now, but the shares grabbed before are credited by the settler, which has not run.
@@ -151,6 +154,13 @@ async def test_taps_after_the_finish_say_whether_the_share_is_credited_yet(
         again = await client.request("packet.grab", rp_id=rp_id)
         assert (again["result"], again["money"], again["into_account"]) == \
             ("already", got["money"], True)
+    await asyncio.sleep(0.25)
+    redis_calls = calls_of(monkeypatch, ctx.redis, "execute_command")
+    for client, got in zip(clients, [None] + grabs):
+        again = await client.request("packet.grab", rp_id=rp_id)
+        assert (again["result"], again.get("money"), again.get("into_account")) == \
+            (("too_slow", None, None) if got is None else ("already", got["money"], True))
+    assert redis_calls == [], "answered from who holds what"
     assert await balances(clients[1:]) == [100 + cents(g["money"]) for g in grabs]
     audit()
 

@@ -6,18 +6,21 @@ setup.py's pin, read that release's `tornado/websocket.py` against handlers/fram
 import ast
 import inspect
 import pathlib
+import socket
 
 import pytest
 import tornado.httputil
+import tornado.iostream
 import tornado.util
 import tornado.web
 import tornado.websocket
 
 from handlers.tornado_internals import RELIED_ON, WebSocketProtocol13, websocket_mask
 
-HANDLERS = pathlib.Path(__file__).parent.parent / "handlers"
-# The modules that work inside Tornado's WebSocket implementation.
-WEBSOCKET_MODULES = ["frames.py", "socket.py", "connection.py"]
+ROOT = pathlib.Path(__file__).parent.parent
+# The modules that work inside Tornado's WebSocket implementation and its streams.
+INSIDE_TORNADO = ["handlers/frames.py", "handlers/socket.py", "handlers/connection.py",
+                  "rtserver/header_gate.py"]
 
 
 class Detached:
@@ -35,7 +38,10 @@ def made_by_tornado() -> dict:
     request = tornado.httputil.HTTPServerRequest(
         connection=Detached(), start_line=start, headers=tornado.httputil.HTTPHeaders(Host="x"))
     handler = tornado.websocket.WebSocketHandler(tornado.web.Application(), request)
+    stream = tornado.iostream.IOStream(socket.socket())
+    stream.close()
     return {WebSocketProtocol13: WebSocketProtocol13(handler, False, params),
+            tornado.iostream.BaseIOStream: stream,
             tornado.websocket._WebSocketParams: params,
             tornado.websocket.WebSocketHandler: handler, tornado.web.RequestHandler: handler,
             tornado.httputil.HTTPServerRequest: request, tornado.util: tornado.util}
@@ -59,9 +65,9 @@ def test_the_mask_still_unmasks_a_payload():
     assert masked != payload and websocket_mask(mask, masked) == payload
 
 
-@pytest.mark.parametrize("module", WEBSOCKET_MODULES)
-def test_the_websocket_modules_use_no_private_name_of_tornado_left_unlisted(module):
-    tree = ast.parse((HANDLERS / module).read_text())
+@pytest.mark.parametrize("module", INSIDE_TORNADO)
+def test_the_modules_inside_tornado_use_no_private_name_of_tornado_left_unlisted(module):
+    tree = ast.parse((ROOT / module).read_text())
     ours = {node.name for node in ast.walk(tree)
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
     used = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
