@@ -1,7 +1,7 @@
 """Chat messages, kept for catching up; notices among them, each for one user of its room."""
 import json
 
-from storage.db import Pipeline, Statement, number
+from storage.db import Pipeline, Statement, number, string
 
 COLUMNS = "id, to_type, to_id, from_id, for_user, kind, text, rp_id, notice, add_time"
 NOTICE_COLUMNS = "room, to_type, to_id, from_id, for_user, kind, text, notice, add_time"
@@ -18,31 +18,28 @@ async def insert(cur, room: str, to_type: str, to_id: int, from_id: int, kind: s
             "add_time": now}
 
 
-def _notice_row(notice: dict) -> tuple[str, list]:
-    """A notice's row of VALUES and its parameters. Its numbers are written out (`number`) and
-    only its text is sent as parameters: a batch of grabs keeps two notices a grab, and
-    escaping each value was most of its cost."""
+def _notice_row(notice: dict) -> str:
+    """A notice's row of VALUES, its values written out (`number`, `string`): a batch of grabs
+    keeps two notices a grab, and escaping each value as a parameter was most of its cost."""
     n = notice
     to_id, from_id, for_user, add_time = (number(n[key])
                                           for key in ("to_id", "from_id", "for_user", "add_time"))
-    return (f"(%s, %s, {to_id}, {from_id}, {for_user}, 'notice', %s, %s, {add_time})",
-            [n["room"], n["to_type"], n["text"], json.dumps(n["notice"])])
+    return (f"({string(n['room'])}, {string(n['to_type'])}, {to_id}, {from_id}, {for_user},"
+            f" 'notice', {string(n['text'])}, {string(json.dumps(n['notice']))}, {add_time})")
 
 
 async def insert_notice(cur, notice: dict) -> dict:
     """Keep a notice (room, to_type, to_id, from_id, for_user, text, notice: a dict, add_time);
     return it as a message row."""
-    row, args = _notice_row(notice)
-    await cur.execute(f"INSERT INTO chat_messages ({NOTICE_COLUMNS}) VALUES {row}", args)
+    await cur.execute(f"INSERT INTO chat_messages ({NOTICE_COLUMNS}) VALUES {_notice_row(notice)}")
     return _row_of_notice(notice, cur.lastrowid)
 
 
 def queue_notices(pipeline: Pipeline, notices: list[dict]) -> Statement:
     """Queue keeping notices with one multi-row INSERT, and reading the first one's id; once
     committed, `notices_kept` gives them as message rows."""
-    rows = [_notice_row(notice) for notice in notices]
     pipeline.add(f"INSERT INTO chat_messages ({NOTICE_COLUMNS}) VALUES"
-                 f" {', '.join(row for row, _ in rows)}", [a for _, args in rows for a in args])
+                 f" {', '.join(map(_notice_row, notices))}", [])
     return pipeline.add("SELECT LAST_INSERT_ID() AS first_id", [])
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from rtserver.hub import user_room
 from rtserver.uow import UnitOfWork
-from storage.db import ints, is_duplicate
+from storage.db import ints, is_duplicate, string
 
 
 async def wallet_row(ctx, user_id: int):
@@ -62,3 +62,15 @@ async def test_ids_written_into_a_statement_are_numbers_or_nothing(admin, ctx):
     for wrong in ("0) OR (1 = 1", 1.5):
         with pytest.raises(TypeError):
             ints([uids[0], wrong])
+
+
+@pytest.mark.gen_test
+async def test_strings_written_into_a_statement_come_back_as_they_were(ctx):
+    said = ["", "李四领取了你的红包", "'; DROP TABLE users; --", "back\\slash \" and %s", "🧧\x00"]
+    async with ctx.db.cursor() as cur:
+        await cur.execute(" UNION ALL ".join(f"SELECT {i} AS i, {string(s)} AS s"
+                                             for i, s in enumerate(said)))
+        assert [r["s"] for r in sorted(await cur.fetchall(), key=lambda r: r["i"])] == said
+    for wrong in (b"bytes", 1):
+        with pytest.raises(TypeError):
+            string(wrong)
