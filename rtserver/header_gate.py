@@ -178,6 +178,10 @@ class PrefacedStream(tornado.iostream.IOStream):
     `read_from_fd` is the method every IOStream subclass implements to read its source; the
     stream calls it as soon as a read is asked for, before waiting for the socket."""
 
+    # Slots, not the instance's dict: past Tornado's own attributes, each new one there made
+    # every idle socket's stream 1.3 KB bigger (its dict no longer shares its keys).
+    __slots__ = ("preface", "loop", "emptied")
+
     def __init__(self, preface: bytearray, sock: socket.socket, *,
                  loop: asyncio.AbstractEventLoop, **kwargs):
         super().__init__(sock, **kwargs)
