@@ -137,7 +137,7 @@ class HeaderGate:
 
     def _hand_over(self, arrival: Arrival) -> None:
         try:
-            stream = PrefacedStream(arrival.sent, arrival.sock, loop=self.loop.asyncio_loop,
+            stream = PrefacedStream(arrival.sent, arrival.sock,
                                     max_buffer_size=self.server.max_buffer_size,
                                     read_chunk_size=self.server.read_chunk_size)
             self.server.handle_stream(stream, arrival.address)
@@ -180,13 +180,11 @@ class PrefacedStream(tornado.iostream.IOStream):
 
     # Slots, not the instance's dict: past Tornado's own attributes, each new one there made
     # every idle socket's stream 1.3 KB bigger (its dict no longer shares its keys).
-    __slots__ = ("preface", "loop", "emptied")
+    __slots__ = ("preface", "emptied")
 
-    def __init__(self, preface: bytearray, sock: socket.socket, *,
-                 loop: asyncio.AbstractEventLoop, **kwargs):
+    def __init__(self, preface: bytearray, sock: socket.socket, **kwargs):
         super().__init__(sock, **kwargs)
         self.preface: bytearray | None = preface
-        self.loop = loop
         self.emptied = False  # the socket's last read took all it had
 
     def _start_read(self) -> asyncio.Future:
@@ -195,7 +193,7 @@ class PrefacedStream(tornado.iostream.IOStream):
         WebSocket reads once for each request (3.7 % of the server in a grab storm)."""
         if self._read_future is not None:  # a read under way: Tornado raises as it does
             return super()._start_read()
-        self._read_future = self.loop.create_future()
+        self._read_future = self.io_loop.asyncio_loop.create_future()
         return self._read_future
 
     def read_from_fd(self, buf) -> int | None:

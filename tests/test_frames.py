@@ -299,8 +299,7 @@ async def test_a_stream_from_the_header_gate_is_written_straight_to_its_socket()
     # Every connection of the server comes through the gate as a PrefacedStream: were its
     # frames left to Tornado's write, each would cost a future and a trip through its buffer.
     ours, peer = socket.socketpair()
-    stream = PrefacedStream(bytearray(b"GET / HTTP/1.1\r\n\r\n"), ours,
-                            loop=asyncio.get_running_loop())
+    stream = PrefacedStream(bytearray(b"GET / HTTP/1.1\r\n\r\n"), ours)
     try:
         assert send_now(stream, b"bcd") == 3
         assert not stream.writing()
@@ -314,7 +313,7 @@ async def test_a_stream_from_the_header_gate_is_written_straight_to_its_socket()
 async def test_a_stream_from_the_header_gate_is_no_bigger_than_tornados_own():
     # Every idle socket holds one: an attribute too many in its dict once cost 1.3 KB each.
     pairs = [socket.socketpair() for _ in range(2)]
-    ours = PrefacedStream(bytearray(b"GET"), pairs[0][0], loop=asyncio.get_running_loop())
+    ours = PrefacedStream(bytearray(b"GET"), pairs[0][0])
     tornados = IOStream(pairs[1][0])
     try:
         assert sys.getsizeof(ours.__dict__) <= sys.getsizeof(tornados.__dict__)
@@ -328,7 +327,7 @@ async def test_a_stream_from_the_header_gate_is_no_bigger_than_tornados_own():
 @pytest.mark.gen_test
 async def test_a_stream_from_the_header_gate_reads_what_the_gate_read_then_its_socket():
     ours, peer = socket.socketpair()
-    stream = PrefacedStream(bytearray(b"GET /ws"), ours, loop=asyncio.get_running_loop())
+    stream = PrefacedStream(bytearray(b"GET /ws"), ours)
     try:
         assert await stream.read_bytes(64, partial=True) == b"GET /ws"
         waiting = stream.read_bytes(64, partial=True)  # nothing sent yet: it waits
