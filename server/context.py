@@ -16,6 +16,7 @@ from rtserver.quotas import Quotas
 from rtserver.slot_taker import SlotTaker
 from storage.channel import EventChannel
 from storage.db import Database
+from storage.nodes import NodeRoll
 from storage.redis_client import Keys, connect
 
 
@@ -27,9 +28,10 @@ async def open_context(settings: Settings) -> Context:
     outages = Outages({"MariaDB": db.ping, "Redis": redis.ping,
                        "MariaDB or Redis": lambda: _both(db, redis)})
     frozen = FrozenAccounts(db, outages)
+    channel = EventChannel(redis, settings.redis_url, settings.redis_prefix)
     ctx = Context(
         settings=settings, db=db, redis=redis, hub=hub,
-        bus=Bus(EventChannel(redis, settings.redis_url, settings.redis_prefix), hub, caches,
+        bus=Bus(channel, NodeRoll(redis, settings.redis_prefix, channel.node.hex()), hub, caches,
                 frozen, outages),
         providers=load_providers(settings),
         taker=SlotTaker(redis, Keys(settings.redis_prefix)),

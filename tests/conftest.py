@@ -22,6 +22,7 @@ from rtserver.config import Settings
 from server.context import close_context, open_context
 from storage.db import MysqlUrl
 from storage.migrate import migrate
+from storage.nodes import roll_key
 from tests import asyncapi_check
 from tests.client import Admin, Client
 from tests.processes import Children
@@ -152,10 +153,14 @@ def audit(settings):
 
 
 @pytest.fixture
-def children(tmp_path):
+def children(tmp_path, run_settings):
     """Child processes of one test (servers, redis-server, jobs); killed when it ends."""
     with Children(tmp_path) as spawned:
         yield spawned
+    # Killed, they never left the roll of nodes: the next test's nodes would count them as
+    # killed in front of its clients, and tell them to `resync`.
+    with sync_redis.from_url(run_settings.redis_url) as r:
+        r.delete(roll_key(run_settings.redis_prefix))
 
 
 @pytest.fixture

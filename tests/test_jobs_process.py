@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-from tests.processes import Children
 from tests.test_packets import cents, create_and_pay, group_with
 
 # Seconds, fixed at payment (so the packets are paid through this test's own app). Expiry counts
@@ -17,12 +16,6 @@ TTL = 3
 @pytest.fixture
 def settings(run_settings):
     return dataclasses.replace(run_settings, packet_ttl=TTL)
-
-
-@pytest.fixture
-def children(tmp_path):
-    with Children(tmp_path) as spawned:
-        yield spawned
 
 
 async def until_balance(client, fen: int, timeout: float = 10) -> None:

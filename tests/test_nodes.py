@@ -1,7 +1,8 @@
 """Two `rtserver serve` processes sharing this run's database and Redis (docs/protocol.md, "Command line"):
 every event reaches every connection of its room or user on every node exactly once, whichever
 node caused it; a storm split over both nodes pays exactly; one user on both nodes holds one
-share; the jobs inline on both nodes refund once and say so once; the storm on a Redis Cluster.
+share; a node killed outright sends the other nodes' clients to catch up; the jobs inline on
+both nodes refund once and say so once; the storm on a Redis Cluster.
 
 "Exactly once" is checked after a barrier: a chat message sent last and awaited on every
 connection. Every event travels the one events channel, and a request is answered only after its
@@ -15,6 +16,7 @@ import secrets
 
 import pytest
 
+from rtserver.bus import BEAT_EVERY, BEAT_LASTS_MS
 from rtserver.money import format_fen
 from tests.client import Admin, Client
 from tests.conftest import IDS
@@ -226,6 +228,29 @@ async def test_one_user_on_both_nodes_holds_one_share(settings, children, dial, 
         assert client.named("wallet") == [] and client.named("packet.grabbed") == []
         assert (await client.request("wallet.get"))["balance"] == format_fen(balance)
     audit()
+
+
+@pytest.mark.gen_test
+async def test_a_node_killed_outright_tells_the_other_nodes_clients_to_catch_up(settings, children,
+                                                                              dial):
+    # A node killed between a commit and its PUBLISH takes those events with it: the clients
+    # elsewhere learn it from its beat lapsing, and fetch what they show again. A roll of their
+    # own: the nodes other tests killed on ending lapse too.
+    settings = dataclasses.replace(settings, redis_prefix=f"{settings.redis_prefix}alone:")
+    nodes = [children.server(settings) for _ in range(3)]
+    await asyncio.gather(*(node.until_healthy() for node in nodes))
+    stopped, killed, watching = nodes
+    admin = Admin(watching.base_url, settings.admin_token, IDS)
+    (user,) = await admin.users(1)
+    client = await dial(watching.base_url, user)
+
+    assert stopped.terminate() == 0
+    await asyncio.sleep(BEAT_LASTS_MS / 1000 + 2 * BEAT_EVERY)
+    assert client.named("resync") == [], "a node that stops cleanly leaves nothing unpublished"
+
+    killed.kill()
+    await client.event("resync", timeout=BEAT_LASTS_MS / 1000 + 5 * BEAT_EVERY)
+    assert (await client.request("wallet.get"))["balance"] == "0.00"
 
 
 @pytest.mark.gen_test
