@@ -10,6 +10,10 @@ Events are published after their commit, so a node killed in between (SIGKILL, a
 takes them with it. Every node beats on the roll of nodes and leaves it when it stops; when a
 peer's beat lapses without its leaving, this node tells its clients to catch up, as it does
 after losing Redis.
+
+A freeze or thaw is different: it must hold on every node from the moment it is answered, so
+each node that hears one says so ("heard"), and the node that made it answers once every live
+peer has (or HEARD_WITHIN has passed: a node that slow is about to lapse from the roll).
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ log = logging.getLogger("rtserver.bus")
 
 BEAT_EVERY = 1.0  # seconds
 BEAT_LASTS_MS = 3000  # two missed beats: a loop stalled that long is as good as dead to clients
+HEARD_WITHIN = 2.0  # seconds a freeze waits for the other nodes to say they hold it
 
 
 class Bus:
@@ -40,8 +45,10 @@ class Bus:
             channel, roll, hub, caches, outages)
         self.frozen = frozen
         self._task = self._watcher = None
+        self._stopping = asyncio.Event()
         self._peers: set[str] = set()  # the other nodes alive at the last beat
         self._departed: set[str] = set()  # nodes that said they left, until gone from the roll
+        self._hearings: dict[tuple[int, int], Hearing] = {}  # (user id, version) → who is due
         # For the other nodes: one PUBLISH at a time, so that they hear it all in order.
         self._outbox = Batcher(self._publish, lanes=1)
 
@@ -55,9 +62,9 @@ class Bus:
 
     async def stop(self) -> None:
         """Publish what is left, then leave the roll: the other nodes know this was no kill."""
+        self._stopping.set()
         if self._watcher:
-            self._watcher.cancel()
-            await asyncio.gather(self._watcher, return_exceptions=True)
+            await self._watcher
         await self._outbox.close()
         try:
             await self.channel.publish([["left", self.roll.node]])
@@ -80,28 +87,44 @@ class Bus:
         await self._send([["renamed", user_id]])
 
     async def frozen_changed(self, user_id: int, frozen: bool, version: int) -> None:
-        """Freeze or thaw a user on every node; return once the other nodes have been sent it."""
+        """Freeze or thaw a user on every node; return once every other live node holds it."""
         message = ["frozen", user_id, frozen, version]
         self._apply(message)
-        await self._outbox.submit(message)
+        hearing = self._hearings[user_id, version] = Hearing(self._peers)
+        try:
+            if await self._outbox.submit(message):  # not sent: the others reread on resubscribing
+                await asyncio.wait_for(hearing.everyone.wait(), HEARD_WITHIN)
+        except asyncio.TimeoutError:
+            log.warning("node %s did not confirm within %.0fs that user %s is %s",
+                        ", ".join(sorted(hearing.due)), HEARD_WITHIN, user_id,
+                        "frozen" if frozen else "thawed")
+        finally:
+            del self._hearings[user_id, version]
 
     async def _send(self, messages: list) -> None:
         for message in messages:
             self._apply(message)
             self._outbox.add(message)  # a future for each event would wait for nothing
 
-    async def _publish(self, messages: list) -> list[None]:
+    async def _publish(self, messages: list) -> list[bool]:
+        """Each message's answer: whether it was sent."""
         try:
             await self.channel.publish(messages)
         except Exception as exc:
             # Other nodes' clients catch up from history when they next reconnect or resync.
             self.outages.failed(exc, f"publishing {len(messages)} messages to other nodes", log)
-        return [None] * len(messages)
+            return [False] * len(messages)
+        return [True] * len(messages)
 
     async def _beat_forever(self) -> None:
+        # Told to stop, never cancelled: redis-py can swallow a cancellation that lands in the
+        # middle of a command, and this loop would then beat on with stop() waiting for it.
         while True:
-            await asyncio.sleep(BEAT_EVERY)
-            await self._beat()
+            try:
+                await asyncio.wait_for(self._stopping.wait(), BEAT_EVERY)
+                return
+            except asyncio.TimeoutError:
+                await self._beat()
 
     async def _beat(self) -> None:
         try:
@@ -112,6 +135,7 @@ class Bus:
         self._departed &= alive  # gone from the roll for good: a node's id is new at each start
         alive -= self._departed
         killed, self._peers = self._peers - alive, alive
+        self._never_hearing(killed)
         if killed:
             log.warning("node %s lapsed from the roll without leaving (killed, stalled, or the "
                         "roll lost with Redis): every client here catches up",
@@ -127,9 +151,16 @@ class Bus:
         self.hub.publish_to_everyone({"ev": "resync"})
         self.frozen.reread_soon()
 
+    def _never_hearing(self, nodes: set[str]) -> None:
+        for hearing in self._hearings.values():
+            hearing.heard(*nodes)
+
     def _deliver(self, messages: list) -> None:
         for message in messages:
             self._apply(message)
+            if message[0] == "frozen":  # held here now: the node that made it may answer
+                _, user_id, _, version = message
+                self._outbox.add(["heard", user_id, version, self.roll.node])
 
     def _apply(self, message: list) -> None:
         kind, *body = message
@@ -149,6 +180,24 @@ class Bus:
             self.caches.names.drop(body[0])
         elif kind == "frozen":
             self.frozen.heard(*body)
+        elif kind == "heard":
+            user_id, version, node = body
+            if hearing := self._hearings.get((user_id, version)):
+                hearing.heard(node)
         elif kind == "left":
             self._departed.add(body[0])
             self._peers.discard(body[0])
+            self._never_hearing({body[0]})
+
+
+class Hearing:
+    """The other nodes yet to say they hold one freeze or thaw."""
+
+    def __init__(self, nodes: set[str]):
+        self.due, self.everyone = set(nodes), asyncio.Event()
+        self.heard()
+
+    def heard(self, *nodes: str) -> None:
+        self.due.difference_update(nodes)
+        if not self.due:
+            self.everyone.set()

@@ -81,8 +81,7 @@ class FrozenAccounts:
 
 
 async def set_frozen(ctx: Context, user_id: int, frozen: bool, reason: str) -> dict:
-    """Freeze or thaw a user; answered once it is committed, in force on this node and sent to
-    the others."""
+    """Freeze or thaw a user; answered once it is committed and held by every live node."""
     async with UnitOfWork(ctx) as uow:
         version = await people.set_frozen(uow.cur, user_id, frozen, reason, int(time.time()))
         if version is None:

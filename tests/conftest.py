@@ -100,7 +100,7 @@ def ctx(io_loop, settings, http_port):
     served = dataclasses.replace(settings, port=http_port)
     context = io_loop.run_sync(lambda: open_context(served))
     yield context
-    io_loop.run_sync(lambda: close_context(context))
+    io_loop.run_sync(lambda: close_context(context), timeout=60)  # a hang fails this test alone
 
 
 @pytest.fixture

@@ -5,7 +5,9 @@ import asyncio
 
 import pytest
 
-from rtserver.frozen import FrozenAccounts
+from rtserver.bus import BEAT_EVERY
+from rtserver.frozen import FrozenAccounts, set_frozen
+from server.context import close_context, open_context
 from tests.client import Admin
 from tests.test_nodes import deposit, packet_message, two_nodes
 from tests.test_packets import cents, create_and_pay, group_with
@@ -105,6 +107,21 @@ async def test_a_change_whose_news_was_lost_is_read_again(admin, connect, ctx):
             break
         await asyncio.sleep(0.02)
     assert (await b.request("packet.grab", rp_id=rp_id))["code"] == "frozen"
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_freeze_is_answered_once_every_other_node_holds_it(admin, ctx, settings):
+    other = await open_context(settings)  # a second node in this process, on the same roll
+    try:
+        await asyncio.sleep(BEAT_EVERY * 1.5)  # until this node's next beat finds it there
+        uid = await admin.user()
+        for _ in range(20):  # called here, not over HTTP: no time for the news between
+            await set_frozen(ctx, uid, True, "")
+            assert other.frozen.holds(uid)
+            await set_frozen(ctx, uid, False, "")
+            assert not other.frozen.holds(uid)
+    finally:
+        await close_context(other)
 
 
 @pytest.mark.gen_test
