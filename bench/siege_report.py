@@ -130,7 +130,10 @@ def table(figures: dict) -> str:
     base = figures["baseline"]
     o = base["ordinary"]
     rows = [
-        "| phase | ordinary p50 / p99 ms (× baseline p99) | met | newcomers: dial to first answer, p50 / max ms | RSS idle → peak → end of recovery, MB | met peak | met end | fds idle → peak | log growth | met | ordinary failures | met | the attack got |",
+        "| phase | ordinary p50 / p99 ms (× baseline p99) | met "
+        "| newcomers: dial to first answer, p50 / max ms "
+        "| RSS idle → peak → end of recovery, MB | met peak | met end | fds idle → peak "
+        "| log growth | met | ordinary failures | met | the attack got |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         f"| baseline | {o['p50_ms']} / {o['p99_ms']} ({o['requests']} requests) | | "
         f"{joined(o)} | "

@@ -2,8 +2,9 @@
 
 Two `rtserver serve` processes on this run's database and Redis, both with --dev (POST
 /dev/token): one with a rate limit low enough for a test to go over it, one whose dev tokens
-last a few seconds; and the command line of a third, which a node test restarts. `node --test` runs clients/js/test/*.test.js against them; this test fails
-with node's output when any of them does. And the page's way to the package: its modules, only.
+last a few seconds; and the command line of a third, which a node test restarts. `node --test`
+runs clients/js/test/*.test.js against them; this test fails with node's output when any of
+them does. And the page's way to the package: its modules, only.
 """
 import asyncio
 import json
