@@ -135,11 +135,11 @@ class Bus:
         self._departed &= alive  # gone from the roll for good: a node's id is new at each start
         alive -= self._departed
         killed, self._peers = self._peers - alive, alive
-        self._never_hearing(killed)
         if killed:
             log.warning("node %s lapsed from the roll without leaving (killed, stalled, or the "
                         "roll lost with Redis): every client here catches up",
                         ", ".join(sorted(killed)))
+            self._never_hearing(killed)
             self._catch_up()
 
     def _resubscribed(self) -> None:
