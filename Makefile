@@ -5,8 +5,8 @@ VENV     := .venv
 # The venv's interpreter: the system's CPython when it is 3.11 or newer and can make a venv
 # (Debian builds it with PGO and LTO, libpython linked in), else the first python3 on the PATH.
 # On a build without those (pyenv's, say) the server spends about a sixth more CPU on each
-# grab (bench/README.md).
-BASE_PY  := $(or $(firstword $(foreach p,/usr/bin/python3 python3,$(shell $(p) -c \
+# grab (bench/README.md). Looked for only when the venv is made (`=`, not `:=`).
+BASE_PY   = $(or $(firstword $(foreach p,/usr/bin/python3 python3,$(shell $(p) -c \
               'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo $(p)))),python3)
 PY       := $(VENV)/bin/python
 SERVICES := eval "$$($(PY) tools/services.py up)"
