@@ -7,7 +7,6 @@ any claim of a batch cannot be booked (its share went elsewhere after a Redis re
 already holds a share), the batch is rolled back and its claims are booked one by one, so one
 odd claim never costs the others their answer.
 """
-import asyncio
 import time
 from dataclasses import dataclass
 
@@ -66,7 +65,7 @@ class Booker:
         if last and answer is not None:
             # The grab that took the last slot is answered once its packet is finished, so
             # that what its user reads next says 已被领完.
-            await asyncio.shield(checked)
+            await self.ctx.finisher.until_finished(packet.id, checked)
         return answer
 
     async def close(self) -> None:

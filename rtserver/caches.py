@@ -78,8 +78,8 @@ class _Wait:
 
 
 class Awaited(Cache):
-    """A cache of facts awaited (every share of a packet booked): whoever waits for one is woken
-    when it is put, by this node's finish or another node's event."""
+    """A cache of facts awaited (a packet's every share booked, or its finish): whoever waits
+    for one is woken when it is put, by this node's finish or another node's event."""
 
     def __init__(self, maxsize: int):
         super().__init__(maxsize)
@@ -95,8 +95,8 @@ class Awaited(Cache):
         """Whether someone waits for `key` now."""
         return key in self._waits
 
-    async def until_put(self, key, timeout: float) -> bool:
-        """Whether `key` is known, waiting up to `timeout` seconds for it."""
+    async def until_put(self, key, timeout: float | None) -> bool:
+        """Whether `key` is known, waiting up to `timeout` seconds for it (None: until it is)."""
         if self.get(key) is not None:
             return True
         wait = self._waits.get(key)
@@ -120,7 +120,7 @@ class Caches:
         self.shares = Cache(50_000)  # rp_id → its shares by slot (storage.packets.ShareBook)
         self.members = Cache(50_000, MEMBERS_TTL)  # group id → {user id: when they last joined}
         self.names = Cache(500_000, NAMES_TTL)  # user id → name
-        self.finished = Cache(50_000)  # rp_id → True: finished, nothing left to finish
+        self.finished = Awaited(50_000)  # rp_id → True: finished, nothing left to finish
         # rp_id → True: every share booked (finished, or about to be)
         self.booked = Awaited(50_000)
         # rp_id → {user id: fen} of a paid, finished packet (final): for the taps that come

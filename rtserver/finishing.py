@@ -72,6 +72,16 @@ class Finisher:
             self.check([rp_id])
         return True
 
+    async def until_finished(self, rp_id: int, checked: asyncio.Future) -> None:
+        """Until a packet is known finished, or `checked`, the check after its last booking,
+        is done: at its own finish's commit, not at the end of the round it was checked in,
+        which finishes the round's other packets too (under a storm, dozens side by side)."""
+        finished = asyncio.ensure_future(self.ctx.caches.finished.until_put(rp_id, None))
+        try:  # neither is cancelled if this is: `checked` has other waiters
+            await asyncio.wait((checked, finished), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            finished.cancel()
+
     def known_booked(self, rp_id: int) -> None:
         """Remember that every share of a packet is booked (waking the grabs waiting for it)."""
         self.ctx.caches.booked.put(rp_id, True)

@@ -59,3 +59,17 @@ async def test_waiters_for_a_fact_wake_when_it_is_put_and_leave_nothing_behind()
     assert await booked.until_put(7, timeout=0) is True  # known: no wait at all
     assert await booked.until_put(8, timeout=0.01) is False  # never put: given up
     assert not booked.awaited(7) and not booked.awaited(8)
+
+
+@pytest.mark.gen_test
+async def test_a_waiter_without_a_time_out_wakes_when_put_or_leaves_nothing_once_cancelled():
+    finished = Awaited(maxsize=10)
+    woken = asyncio.ensure_future(finished.until_put(1, timeout=None))
+    given_up = asyncio.ensure_future(finished.until_put(2, timeout=None))
+    await asyncio.sleep(0.01)
+    given_up.cancel()
+    finished.put(1, True)
+    assert await woken is True
+    with pytest.raises(asyncio.CancelledError):
+        await given_up
+    assert not finished.awaited(1) and not finished.awaited(2)
