@@ -68,6 +68,9 @@ async def test_lucky_packet_flow_end_to_end(admin, connect, audit):
     assert (again["result"], again["money"]) == ("already", got_b["money"])
     got_c = await c.request("packet.grab", rp_id=rp_id)
     assert got_c["result"] == "ok"
+    # The grab of the last share is answered once its packet is finished: what c reads next
+    # says 已被领完.
+    assert (await c.request("packet.detail", rp_id=rp_id))["packet"]["status"] == "finished"
     assert cents(got_b["money"]) + cents(got_c["money"]) == 1000
     assert (await a.request("packet.grab", rp_id=rp_id))["result"] == "too_slow"
 
