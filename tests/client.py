@@ -144,6 +144,12 @@ class Admin:
         except ValueError:
             return response.code, text
 
+    def unused_id(self) -> int:
+        """An id no user or group has, for the answers to unknown ones. Never a literal: the
+        ids only grow, while Hypothesis draws integers partly from the literals in the
+        project's source, so the schemathesis run may make a user or group of one."""
+        return next(self.ids)
+
     async def user(self, name: str | None = None) -> int:
         uid = next(self.ids)
         status, _ = await self.call("PUT", f"/admin/users/{uid}", {"name": name or f"user{uid}"})

@@ -85,7 +85,7 @@ async def test_a_deposit_of_other_than_two_places_is_invalid_amount(admin, audit
 
 @pytest.mark.gen_test
 async def test_deposit_to_unknown_user_is_404(admin):
-    status, body = await admin.call("POST", "/admin/wallets/99999999/deposit",
+    status, body = await admin.call("POST", f"/admin/wallets/{admin.unused_id()}/deposit",
                                     {"amount": "1.00", "ref": "nobody"})
     assert status == 404 and body["code"] == "not_found"
 

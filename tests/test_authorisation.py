@@ -159,9 +159,7 @@ async def test_who_may_call_what(admin, connect, base_url, settings):
     world = await make_world(admin, connect)
     clients = {role: await connect(world[role.upper()]) for role in ROLES}
 
-    def fresh() -> int:
-        return next(admin.ids)  # an id nobody has used yet
-
+    fresh = admin.unused_id
     seen = {}
     for op, args, expected in SOCKET:
         for role in ROLES:

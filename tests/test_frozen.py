@@ -134,7 +134,8 @@ async def test_bad_bodies_are_400_and_unknown_users_404(admin):
         assert status == 400 and answer["code"] == "bad_request" and answer["message"], body
     status, answer = await admin.call("PUT", f"/admin/users/0{uid}/frozen", {"frozen": True})
     assert (status, answer["code"]) == (400, "bad_request")
-    status, answer = await admin.call("PUT", "/admin/users/99999999/frozen", {"frozen": True})
+    status, answer = await admin.call("PUT", f"/admin/users/{admin.unused_id()}/frozen",
+                                      {"frozen": True})
     assert (status, answer["code"]) == (404, "not_found")
     status, _ = await admin.call("PUT", f"/admin/users/{uid}/frozen", {"frozen": True},
                                  token="wrong")

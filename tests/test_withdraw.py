@@ -53,7 +53,7 @@ async def test_bad_bodies_are_400_and_unknown_users_404(admin, audit):
                  {"amount": "1.00", "ref": "r" * 65}, {"amount": "1.00", "ref": ["r"]}]:
         status, answer = await admin.call("POST", f"/admin/wallets/{uid}/withdraw", body)
         assert status == 400 and answer["code"] in ("bad_request", "invalid_amount"), body
-    status, answer = await withdraw(admin, 99999999, "1.00", "nobody")
+    status, answer = await withdraw(admin, admin.unused_id(), "1.00", "nobody")
     assert (status, answer["code"]) == (404, "not_found")
     status, _ = await admin.call("POST", f"/admin/wallets/{uid}/withdraw",
                                  {"amount": "1.00", "ref": "r"}, token="")
