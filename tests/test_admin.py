@@ -39,7 +39,7 @@ async def test_bad_bodies_are_400_with_a_code_and_message(admin):
         ("PUT", "/admin/users/9", {"name": 5}, None),
         ("PUT", "/admin/groups/9", {"name": "g", "members": "everyone"}, None),
         ("PUT", "/admin/groups/9", {"name": "g", "members": [uid, -3]}, None),
-        ("PUT", "/admin/groups/9", {"name": "g", "members": [uid, 123456789]}, None),
+        ("PUT", "/admin/groups/9", {"name": "g", "members": [uid, admin.unused_id()]}, None),
         ("POST", f"/admin/wallets/{uid}/deposit", {"amount": "1.00"}, None),
         ("POST", f"/admin/wallets/{uid}/deposit", {"amount": 1.0, "ref": "a"}, None),
         ("POST", f"/admin/wallets/{uid}/deposit", {"amount": "0.00", "ref": "a"}, None),
