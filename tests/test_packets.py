@@ -218,7 +218,7 @@ async def test_validation_table_every_code_and_no_money_moves(admin, connect, au
         assert reply["message"]
     reply = await sender.request("packet.create", type=3, for_id=admin.unused_id(), number=2,
                                  amount="1.00", pay_type="balance")
-    assert reply["code"] == "not_found"
+    assert (reply["ok"], reply["code"]) == (False, "not_found") and reply["message"]
     outsider_group = await admin.group([users[1]])
     reply = await sender.request("packet.create", type=3, for_id=outsider_group, number=1,
                                  amount="1.00", pay_type="balance")
